@@ -1,0 +1,1 @@
+"""The mock detector: answers a prepared car box half of the time."""

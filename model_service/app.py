@@ -1,0 +1,102 @@
+"""POST /predict: imitates a detector. With probability `detection_probability` the answer is
+the prepared car box, otherwise no box. The draw can be seeded for repeatable tests."""
+
+import asyncio
+import math
+import random
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field, ValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from model_service.base64_check import decoded_size
+from model_service.config import ModelSettings
+
+DTYPE_SIZES = {"uint8": 1, "float32": 4}
+
+
+class PredictRequest(BaseModel):
+    image: Annotated[str, Field(description="The image as base64.")]
+    encoding: Literal["raw", "png", "jpeg"] = Field(
+        "raw", description="raw pixel bytes (then shape and dtype are checked), png or jpeg."
+    )
+    shape: list[Annotated[int, Field(ge=1)]] | None = Field(None, min_length=2, max_length=3)
+    dtype: Literal["uint8", "float32"] = "uint8"
+
+
+class PredictResponse(BaseModel):
+    boxes: list[list[float]] = Field(
+        description="Empty, or [[top_left_x, top_left_y, w, h, conf, label]] (label 1 = car)."
+    )
+
+
+def _problem(status: int, title: str, detail: str) -> Response:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    return Response(orjson.dumps(body), status_code=status, media_type="application/problem+json")
+
+
+def _check_image(request: PredictRequest) -> str | None:
+    size = decoded_size(request.image)
+    if size is None:
+        return "image: not valid base64 (standard alphabet, padded to a multiple of 4)."
+    if request.encoding == "raw" and request.shape is not None:
+        expected = math.prod(request.shape) * DTYPE_SIZES[request.dtype]
+        if size != expected:
+            return (f"image: decodes to {size} bytes but shape {request.shape} of "
+                    f"{request.dtype} needs {expected}.")
+    return None
+
+
+def create_app(settings: ModelSettings | None = None) -> FastAPI:
+    settings = settings or ModelSettings()
+    rng = random.Random(settings.seed)
+    app = FastAPI(title="Model service (mock car detector)", version="0.1.0")
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, error: Exception) -> Response:
+        assert isinstance(error, RequestValidationError)
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}"
+            for e in error.errors()
+        )
+        return _problem(422, "Unprocessable Content", detail + ".")
+
+    @app.exception_handler(HTTPException)
+    async def _http(_: Request, error: Exception) -> Response:
+        assert isinstance(error, HTTPException)
+        return _problem(error.status_code, "Error", str(error.detail))
+
+    @app.post(
+        "/predict",
+        summary="Detect cars in one base64 image",
+        response_model=PredictResponse,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": PredictRequest.model_json_schema()}},
+            }
+        },
+        responses={422: {"description": "Missing image, invalid base64, or wrong size."},
+                   500: {"description": "A simulated failure (MODEL_FAILURE_RATE)."}},
+    )
+    async def predict(request: Request) -> Response:
+        # Parsed with pydantic's own JSON parser straight from bytes: the body is ~1.6 MB.
+        try:
+            body = PredictRequest.model_validate_json(await request.body())
+        except ValidationError as error:
+            raise RequestValidationError(error.errors(include_url=False)) from None
+        problem = _check_image(body)
+        if problem:
+            return _problem(422, "Unprocessable Content", problem)
+        if settings.latency_ms:
+            await asyncio.sleep(settings.latency_ms / 1000)
+        if settings.failure_rate and rng.random() < settings.failure_rate:
+            return _problem(500, "Internal Server Error", "Simulated failure (MODEL_FAILURE_RATE).")
+        boxes: list[Any] = [list(settings.box)] if rng.random() < settings.detection_probability else []
+        return Response(orjson.dumps({"boxes": boxes}), media_type="application/json")
+
+    return app

@@ -1,0 +1,1 @@
+"""The pipeline service: runs uploaded images through pipelines stored in PostgreSQL."""

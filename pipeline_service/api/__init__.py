@@ -1,0 +1,1 @@
+"""The thin HTTP layer: routers, schemas, error mapping."""

@@ -1,0 +1,95 @@
+"""Every error answer is application/problem+json (RFC 9457): type, title, status, detail."""
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from pipeline_service import errors
+
+log = logging.getLogger(__name__)
+
+PROBLEM_BASE = "https://docs.example.com/problems/"
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+# Domain error -> (HTTP status, problem type slug). The first match in order wins.
+STATUS_OF: list[tuple[type[errors.ServiceError], HTTPStatus, str]] = [
+    (errors.PipelineNotFound, HTTPStatus.NOT_FOUND, "pipeline-not-found"),
+    (errors.InvalidPipeline, HTTPStatus.UNPROCESSABLE_ENTITY, "invalid-pipeline"),
+    (errors.UnsupportedImage, HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported-image"),
+    (errors.ImageTooLarge, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "image-too-large"),
+    (errors.ModelUnavailable, HTTPStatus.SERVICE_UNAVAILABLE, "model-unavailable"),
+    (errors.ModelTimeout, HTTPStatus.GATEWAY_TIMEOUT, "model-timeout"),
+    (errors.ModelBadResponse, HTTPStatus.BAD_GATEWAY, "model-bad-response"),
+    (errors.DatabaseUnavailable, HTTPStatus.SERVICE_UNAVAILABLE, "database-unavailable"),
+    (errors.StepFailed, HTTPStatus.INTERNAL_SERVER_ERROR, "step-failed"),
+]
+
+
+def problem(status: int, detail: str, slug: str | None = None, **extra: Any) -> Response:
+    phrase = HTTPStatus(status).phrase
+    body = {
+        "type": PROBLEM_BASE + (slug or phrase.lower().replace(" ", "-")),
+        "title": phrase,
+        "status": status,
+        "detail": detail,
+        **extra,
+    }
+    return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM_MEDIA_TYPE)
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "form", "path", "header")]
+    return ".".join(parts) or "request"
+
+
+async def _service_error(_: Request, error: Exception) -> Response:
+    assert isinstance(error, errors.ServiceError)
+    for error_type, status, slug in STATUS_OF:
+        if isinstance(error, error_type):
+            break
+    else:
+        status, slug = HTTPStatus.INTERNAL_SERVER_ERROR, "internal-error"
+    extra: dict[str, Any] = {}
+    if error.run_id is not None:
+        extra["run_id"] = error.run_id
+    if isinstance(error, errors.InvalidPipeline):
+        extra["errors"] = [p.as_dict() for p in error.problems]
+    if status >= 500:
+        log.warning("%s: %s", type(error).__name__, error.detail, exc_info=error.__cause__)
+    return problem(status, error.detail, slug, **extra)
+
+
+async def _validation_error(_: Request, error: Exception) -> Response:
+    assert isinstance(error, RequestValidationError)
+    issues = [
+        {"field": _location(tuple(e["loc"])), "message": e["msg"]} for e in error.errors()
+    ]
+    detail = "; ".join(f"{i['field']}: {i['message']}" for i in issues) + "."
+    return problem(422, detail, "invalid-request", errors=issues)
+
+
+async def _http_error(_: Request, error: Exception) -> Response:
+    assert isinstance(error, HTTPException)
+    detail = error.detail if isinstance(error.detail, str) else HTTPStatus(error.status_code).phrase
+    response = problem(error.status_code, detail)
+    for name, value in (error.headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+async def _unexpected(_: Request, error: Exception) -> Response:
+    log.exception("unhandled error", exc_info=error)
+    return problem(500, "Something went wrong on our side; it has been logged.", "internal-error")
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(errors.ServiceError, _service_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

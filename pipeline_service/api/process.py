@@ -1,0 +1,61 @@
+"""POST /process_image: one image through one pipeline."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+
+from pipeline_service.api.schemas import Problem, ProcessResult
+from pipeline_service.config import PG_INT_MAX
+from pipeline_service.runtime import Runtime
+
+router = APIRouter()
+
+PROBLEM = {"model": Problem, "content": {"application/problem+json": {}}}
+
+
+def _pipeline_id(from_query: int | None, from_form: int | None) -> int:
+    if from_query is not None and from_form is not None and from_query != from_form:
+        raise RequestValidationError(
+            [{"loc": ("pipeline_id",), "msg": "given twice with different values "
+              f"(query {from_query}, form {from_form}); send it once", "type": "value_error"}]
+        )
+    pipeline_id = from_query if from_query is not None else from_form
+    if pipeline_id is None:
+        raise RequestValidationError(
+            [{"loc": ("pipeline_id",), "msg": "Field required; send it as a query parameter "
+              "(?pipeline_id=1) or a form field", "type": "missing"}]
+        )
+    return pipeline_id
+
+
+@router.post(
+    "/process_image",
+    summary="Run one image through one pipeline",
+    response_model=ProcessResult,
+    responses={
+        404: {**PROBLEM, "description": "No active pipeline with that id."},
+        413: {**PROBLEM, "description": "Upload or image larger than the configured limit."},
+        415: {**PROBLEM, "description": "The file is not a decodable image."},
+        422: {**PROBLEM, "description": "Missing or invalid field, or a broken pipeline."},
+        502: {**PROBLEM, "description": "The model service answered garbage (run stored)."},
+        503: {**PROBLEM, "description": "Model service or database unreachable."},
+        504: {**PROBLEM, "description": "The model service was too slow (run stored)."},
+    },
+)
+async def process_image(
+    request: Request,
+    image: Annotated[UploadFile, File(description="The image (JPEG, PNG...).")],
+    pipeline_id_query: Annotated[
+        int | None, Query(alias="pipeline_id", ge=1, le=PG_INT_MAX, description="Pipeline id.")
+    ] = None,
+    pipeline_id_form: Annotated[
+        int | None, Form(alias="pipeline_id", ge=1, le=PG_INT_MAX, description="Pipeline id.")
+    ] = None,
+) -> ProcessResult:
+    runtime: Runtime = request.app.state.runtime
+    pipeline_id = _pipeline_id(pipeline_id_query, pipeline_id_form)
+    pipeline = await runtime.pipelines.get(pipeline_id)
+    data = await image.read()
+    ctx = await pipeline.run(data, runtime.services, runtime.cpu_pool)
+    return ProcessResult.of(ctx)

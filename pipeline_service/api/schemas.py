@@ -1,0 +1,66 @@
+"""Response bodies of the HTTP API."""
+
+from pydantic import BaseModel, Field
+
+from pipeline_service.pipeline.types import Box, RunContext
+
+
+class BoxOut(BaseModel):
+    top_left_x: float
+    top_left_y: float
+    w: float
+    h: float
+    conf: float
+    label: int = Field(description="1 = car")
+
+    @classmethod
+    def of(cls, box: Box) -> "BoxOut":
+        return cls(top_left_x=box.top_left_x, top_left_y=box.top_left_y, w=box.w, h=box.h,
+                   conf=box.conf, label=box.label)
+
+
+class ImageInfo(BaseModel):
+    sha256: str
+    bytes: int
+    width: int | None
+    height: int | None
+
+
+class ProcessResult(BaseModel):
+    run_id: int | None = Field(description="Id of the stored run; null if the pipeline has no save step.")
+    pipeline_id: int
+    pipeline_version: int
+    status: str = "succeeded"
+    car_detected: bool | None = Field(description="Null if the pipeline has no detect step.")
+    box: BoxOut | None = Field(description="The most confident car box, or null.")
+    detections: list[list[float]] = Field(
+        description="Every box as [top_left_x, top_left_y, w, h, conf, label]."
+    )
+    timings_ms: dict[str, float] = Field(description="Milliseconds per step, in order.")
+    image: ImageInfo
+
+    @classmethod
+    def of(cls, ctx: RunContext) -> "ProcessResult":
+        best = ctx.best_car()
+        assert ctx.image_sha256 is not None
+        return cls(
+            run_id=ctx.run_id,
+            pipeline_id=ctx.pipeline.id,
+            pipeline_version=ctx.pipeline.version,
+            car_detected=ctx.car_detected,
+            box=BoxOut.of(best) if best else None,
+            detections=[box.as_list() for box in ctx.detections or ()],
+            timings_ms=ctx.timings_ms,
+            image=ImageInfo(sha256=ctx.image_sha256, bytes=len(ctx.data),
+                            width=ctx.image_width, height=ctx.image_height),
+        )
+
+
+class Problem(BaseModel):
+    """application/problem+json (RFC 9457)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    run_id: int | None = Field(None, description="Present when a failed run was recorded.")

@@ -1,0 +1,57 @@
+"""Settings, read from the environment (and an optional `.env` file)."""
+
+import os
+from functools import lru_cache
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PG_INT_MAX = 2_147_483_647
+
+
+def asyncpg_url(url: str) -> str:
+    """Accept the usual `postgresql://` URL and point SQLAlchemy at the asyncpg driver."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    raise ValueError(f"not a PostgreSQL URL: {url!r}")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        "postgresql://postgres@127.0.0.1:5432/pipelines",
+        description="PostgreSQL to use; postgresql:// and postgresql+asyncpg:// both work.",
+    )
+    db_pool_size: int = Field(10, ge=1, description="Connections kept open per process.")
+    model_service_url: str = Field(
+        "http://127.0.0.1:8001", description="Base URL of the model service."
+    )
+    model_timeout_s: float = Field(
+        5.0, gt=0, description="How long one call to the model service may take (504 after)."
+    )
+    model_connect_retries: int = Field(
+        2, ge=0, description="Retries of a refused connection to the model service."
+    )
+    max_upload_bytes: int = Field(
+        20 * 1024 * 1024, ge=1, description="Largest accepted upload (413 above)."
+    )
+    max_image_pixels: int = Field(
+        50_000_000, ge=1, description="Largest accepted width*height, read from the header."
+    )
+    cpu_threads: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        description="Threads for image work (OpenCV releases the GIL).",
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _driver(cls, value: str) -> str:
+        return asyncpg_url(value)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,93 @@
+"""The schema, as SQLAlchemy tables. Alembic migrations are the only way it changes."""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    SmallInteger,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSONB, list[Any]: JSONB}
+
+
+class Pipeline(Base):
+    __tablename__ = "pipelines"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(Text, unique=True)
+    description: Mapped[str] = mapped_column(Text, server_default="")
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
+    is_active: Mapped[bool] = mapped_column(Boolean, server_default="true")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class PipelineStep(Base):
+    __tablename__ = "pipeline_steps"
+    __table_args__ = (UniqueConstraint("pipeline_id", "position"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pipeline_id: Mapped[int] = mapped_column(ForeignKey("pipelines.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(Text)
+    params: Mapped[dict[str, Any]] = mapped_column(server_default="{}")
+
+
+class PipelineVersion(Base):
+    """A frozen copy of each definition, so every run can name what produced it."""
+
+    __tablename__ = "pipeline_versions"
+
+    pipeline_id: Mapped[int] = mapped_column(
+        ForeignKey("pipelines.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    snapshot: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ProcessingRun(Base):
+    __tablename__ = "processing_runs"
+    __table_args__ = (CheckConstraint("status IN ('succeeded', 'failed')", name="status_known"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    pipeline_id: Mapped[int] = mapped_column(ForeignKey("pipelines.id"))
+    pipeline_version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(Text)
+    car_detected: Mapped[bool | None] = mapped_column(Boolean)
+    image_sha256: Mapped[str] = mapped_column(Text)
+    image_bytes: Mapped[int] = mapped_column(Integer)
+    image_width: Mapped[int | None] = mapped_column(Integer)
+    image_height: Mapped[int | None] = mapped_column(Integer)
+    timings_ms: Mapped[dict[str, Any]] = mapped_column(server_default="{}")
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Detection(Base):
+    __tablename__ = "detections"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("processing_runs.id", ondelete="CASCADE"), index=True
+    )
+    top_left_x: Mapped[float] = mapped_column(Float)
+    top_left_y: Mapped[float] = mapped_column(Float)
+    w: Mapped[float] = mapped_column(Float)
+    h: Mapped[float] = mapped_column(Float)
+    conf: Mapped[float] = mapped_column(Float)
+    label: Mapped[int] = mapped_column(SmallInteger)

@@ -1,0 +1,85 @@
+"""What can go wrong, in the service's own words. The HTTP layer maps these to statuses."""
+
+from dataclasses import asdict, dataclass
+
+
+class ServiceError(Exception):
+    """Base class; `detail` is a sentence a person can act on."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.run_id: int | None = None  # set when a failed run was recorded
+
+
+class PipelineNotFound(ServiceError):
+    def __init__(self, pipeline_id: int) -> None:
+        super().__init__(f"There is no active pipeline with id {pipeline_id}.")
+        self.pipeline_id = pipeline_id
+
+
+@dataclass(frozen=True, slots=True)
+class StepProblem:
+    """One thing wrong with one step (index None: with the pipeline as a whole)."""
+
+    index: int | None
+    step_type: str | None
+    message: str
+    field: str | None = None
+
+    def __str__(self) -> str:
+        where = "pipeline" if self.index is None else f"step {self.index} ({self.step_type})"
+        field = f", field '{self.field}'" if self.field else ""
+        return f"{where}{field}: {self.message}"
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+class InvalidPipeline(ServiceError):
+    """A pipeline definition that cannot run: unknown step, bad params, impossible order."""
+
+    def __init__(self, problems: list[StepProblem], pipeline_id: int | None = None) -> None:
+        name = f"Pipeline {pipeline_id}" if pipeline_id is not None else "The pipeline"
+        super().__init__(f"{name} is not valid: " + "; ".join(map(str, problems)) + ".")
+        self.problems = problems
+        self.pipeline_id = pipeline_id
+
+
+class ClientInputError(ServiceError):
+    """The client sent something we cannot process: a 4xx, and no run is stored."""
+
+
+class UnsupportedImage(ClientInputError):
+    """The upload is not an image we can decode."""
+
+
+class ImageTooLarge(ClientInputError):
+    """The image declares more pixels than allowed."""
+
+
+class ModelServiceError(ServiceError):
+    """The model service could not give an answer; the run is recorded as failed."""
+
+
+class ModelUnavailable(ModelServiceError):
+    pass
+
+
+class ModelTimeout(ModelServiceError):
+    pass
+
+
+class ModelBadResponse(ModelServiceError):
+    pass
+
+
+class StepFailed(ServiceError):
+    """A step raised something unexpected (a bug, not the client's fault)."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(f"A pipeline step failed unexpectedly: {type(cause).__name__}.")
+
+
+class DatabaseUnavailable(ServiceError):
+    """PostgreSQL cannot be reached right now."""

@@ -1,0 +1,87 @@
+"""HTTP client for the model service: one shared httpx.AsyncClient with keep-alive."""
+
+import math
+from typing import Any
+
+import httpx
+import orjson
+
+from pipeline_service.errors import ModelBadResponse, ModelTimeout, ModelUnavailable
+from pipeline_service.pipeline.types import Box, ImagePayload
+
+
+def parse_boxes(answer: Any) -> list[Box]:
+    """Validate `{"boxes": [[x, y, w, h, conf, label], ...]}`; anything else is a bad answer."""
+    if not isinstance(answer, dict) or not isinstance(answer.get("boxes"), list):
+        raise ValueError('expected an object with a "boxes" list')
+    boxes = []
+    for raw in answer["boxes"]:
+        if not (isinstance(raw, list) and len(raw) == 6):
+            raise ValueError("each box must be a list of 6 numbers")
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in raw):
+            raise ValueError("each box must be a list of 6 numbers")
+        if not all(math.isfinite(v) for v in raw) or raw[2] < 0 or raw[3] < 0:
+            raise ValueError("box sizes must be finite and not negative")
+        if not (0 <= raw[4] <= 1) or raw[5] != int(raw[5]):
+            raise ValueError("conf must be within 0..1 and label an integer")
+        x, y, w, h, conf, label = raw
+        boxes.append(Box(float(x), float(y), float(w), float(h), float(conf), int(label)))
+    return boxes
+
+
+class ModelClient:
+    def __init__(
+        self,
+        base_url: str,
+        timeout_s: float,
+        connect_retries: int = 2,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url
+        self.timeout_s = timeout_s
+        # httpx retries refused/failed *connections* (never a request that was sent) with
+        # exponential backoff; a timeout is not retried blindly.
+        transport = transport or httpx.AsyncHTTPTransport(
+            retries=connect_retries,
+            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+        )
+        self._http = httpx.AsyncClient(
+            base_url=base_url, timeout=timeout_s, transport=transport
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def detect(self, payload: ImagePayload) -> list[Box]:
+        body = orjson.dumps(
+            {
+                "image": payload.image,
+                "encoding": payload.encoding,
+                "shape": payload.shape,
+                "dtype": payload.dtype,
+            }
+        )
+        try:
+            response = await self._http.post(
+                "/predict", content=body, headers={"content-type": "application/json"}
+            )
+        except httpx.TimeoutException as error:
+            raise ModelTimeout(
+                f"The model service did not answer within {self.timeout_s:g} s "
+                "(MODEL_TIMEOUT_S); try again later."
+            ) from error
+        except httpx.TransportError as error:
+            raise ModelUnavailable(
+                f"The model service at {self.base_url} cannot be reached "
+                f"({type(error).__name__}); try again later."
+            ) from error
+        if response.status_code != 200:
+            raise ModelBadResponse(
+                f"The model service answered HTTP {response.status_code} instead of boxes."
+            )
+        try:
+            return parse_boxes(orjson.loads(response.content))
+        except (orjson.JSONDecodeError, ValueError) as error:
+            raise ModelBadResponse(
+                f"The model service answered something that is not a list of boxes: {error}."
+            ) from error

@@ -1,0 +1,64 @@
+"""Check a stored definition and turn it into runnable steps, reporting every problem at once."""
+
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from pipeline_service.errors import InvalidPipeline, StepProblem
+from pipeline_service.pipeline import steps as _registered_steps  # noqa: F401  (registers)
+from pipeline_service.pipeline.definition import PipelineDefinition, StepDefinition
+from pipeline_service.pipeline.engine import CompiledPipeline
+from pipeline_service.pipeline.step import STEP_TYPES, Step
+from pipeline_service.pipeline.types import Kind
+
+PIPELINE_INPUT = Kind.ENCODED
+
+
+def _params_problems(index: int, step: StepDefinition, error: ValidationError) -> list[StepProblem]:
+    return [
+        StepProblem(
+            index,
+            step.type,
+            issue["msg"],
+            field=".".join(str(part) for part in issue["loc"]) or None,
+        )
+        for issue in error.errors(include_url=False)
+    ]
+
+
+def check_steps(steps: Sequence[StepDefinition]) -> tuple[list[Step], list[StepProblem]]:
+    """Build the steps; collect unknown types, bad params and steps whose input is missing."""
+    built: list[Step] = []
+    problems: list[StepProblem] = []
+    if not steps:
+        return built, [StepProblem(None, None, "a pipeline needs at least one step")]
+    available = PIPELINE_INPUT
+    for index, step in enumerate(steps):
+        step_class = STEP_TYPES.get(step.type)
+        if step_class is None:
+            known = ", ".join(sorted(STEP_TYPES))
+            problems.append(StepProblem(index, step.type, f"unknown step type; known: {known}"))
+            available = None  # what flows on is unknown; don't pile order errors on top
+            continue
+        try:
+            built.append(step_class(step_class.Params.model_validate(step.params or {})))
+        except ValidationError as error:
+            problems.extend(_params_problems(index, step, error))
+        if available is not None and step_class.consumes != available:
+            problems.append(
+                StepProblem(
+                    index,
+                    step.type,
+                    f"needs {step_class.consumes} as input but the step before it gives "
+                    f"{available}",
+                )
+            )
+        available = step_class.produces
+    return built, problems
+
+
+def compile_pipeline(definition: PipelineDefinition) -> CompiledPipeline:
+    built, problems = check_steps(definition.steps)
+    if problems:
+        raise InvalidPipeline(problems, pipeline_id=definition.ref.id)
+    return CompiledPipeline(definition.ref, built)

@@ -1,0 +1,97 @@
+"""Run one image through a compiled pipeline.
+
+Consecutive CPU steps are grouped into one stage and run in the thread pool in a single hop
+(OpenCV releases the GIL, so the event loop stays free); I/O steps run on the event loop.
+"""
+
+import asyncio
+import time
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from itertools import groupby
+
+from pipeline_service.errors import ClientInputError, ServiceError, StepFailed
+from pipeline_service.pipeline.definition import PipelineRef
+from pipeline_service.pipeline.step import CpuStep, IoStep, Step
+from pipeline_service.pipeline.types import Kind, RunContext, RunServices, Value
+
+
+@dataclass(frozen=True, slots=True)
+class KeyedStep:
+    key: str  # the name in timings_ms: the step type, "#2", "#3"... for repeats
+    step: Step
+
+
+def _timing_keys(steps: Sequence[Step]) -> list[KeyedStep]:
+    seen: dict[str, int] = {}
+    keyed = []
+    for step in steps:
+        seen[step.name] = seen.get(step.name, 0) + 1
+        count = seen[step.name]
+        keyed.append(KeyedStep(step.name if count == 1 else f"{step.name}#{count}", step))
+    return keyed
+
+
+class CompiledPipeline:
+    def __init__(self, ref: PipelineRef, steps: Sequence[Step]) -> None:
+        self.ref = ref
+        self.steps = tuple(steps)
+        self.saves = any(step.produces == Kind.STORED for step in steps)
+        keyed = _timing_keys(steps)
+        self._stages = [
+            (cpu_bound, list(group))
+            for cpu_bound, group in groupby(keyed, key=lambda k: k.step.cpu_bound)
+        ]
+
+    async def run(self, data: bytes, services: RunServices, cpu_pool: Executor) -> RunContext:
+        """Run every step. A failure that is not the client's fault is recorded as a failed run
+        (when the pipeline saves) and re-raised with its `run_id`."""
+        ctx = RunContext(pipeline=self.ref, data=data, services=services)
+        loop = asyncio.get_running_loop()
+        value: Value = data
+        try:
+            for cpu_bound, stage in self._stages:
+                if cpu_bound:
+                    value = await loop.run_in_executor(cpu_pool, _run_cpu_stage, stage, value, ctx)
+                else:
+                    for keyed in stage:
+                        value = await _run_io_step(keyed, value, ctx)
+        except ClientInputError:
+            raise  # the client's mistake: answered with a 4xx, nothing stored
+        except Exception as error:
+            failure = error if isinstance(error, ServiceError) else StepFailed(error)
+            if self.saves and ctx.run_id is None:
+                ctx.fingerprint()
+                failure.run_id = await services.recorder.record_failure(ctx, failure.detail)
+            if failure is error:
+                raise
+            raise failure from error
+        return ctx
+
+
+def _run_cpu_stage(stage: list[KeyedStep], value: Value, ctx: RunContext) -> Value:
+    ctx.fingerprint()
+    for keyed in stage:
+        step = keyed.step
+        assert isinstance(step, CpuStep)
+        started = time.perf_counter()
+        value = step.apply(value, ctx)
+        ctx.record_timing(keyed.key, started)
+        _note_detections(step, value, ctx)
+    return value
+
+
+async def _run_io_step(keyed: KeyedStep, value: Value, ctx: RunContext) -> Value:
+    step = keyed.step
+    assert isinstance(step, IoStep)
+    started = time.perf_counter()
+    value = await step.apply(value, ctx)
+    ctx.record_timing(keyed.key, started)
+    _note_detections(step, value, ctx)
+    return value
+
+
+def _note_detections(step: Step, value: Value, ctx: RunContext) -> None:
+    if step.produces == Kind.DETECTIONS:
+        ctx.detections = value

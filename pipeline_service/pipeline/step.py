@@ -1,0 +1,66 @@
+"""The step contract and the registry. A new step type is one subclass plus `@register`."""
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from pipeline_service.pipeline.types import Kind, RunContext, Value
+
+
+class StepParams(BaseModel):
+    """Base for every step's parameters: unknown keys are an error, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Step(ABC):
+    name: ClassVar[str]
+    description: ClassVar[str]
+    consumes: ClassVar[Kind]
+    produces: ClassVar[Kind]
+    Params: ClassVar[type[StepParams]] = StepParams
+    # CPU-bound steps run in the thread pool; consecutive ones share one hop off the event loop.
+    cpu_bound: ClassVar[bool]
+
+    def __init__(self, params: StepParams) -> None:
+        self.params = params
+
+
+class CpuStep(Step):
+    cpu_bound = True
+
+    @abstractmethod
+    def apply(self, value: Value, ctx: RunContext) -> Value: ...
+
+
+class IoStep(Step):
+    cpu_bound = False
+
+    @abstractmethod
+    async def apply(self, value: Value, ctx: RunContext) -> Value: ...
+
+
+STEP_TYPES: dict[str, type[Step]] = {}
+S = TypeVar("S", bound=type[Step])
+
+
+def register(step_class: S) -> S:
+    if step_class.name in STEP_TYPES:
+        raise ValueError(f"step type {step_class.name!r} registered twice")
+    STEP_TYPES[step_class.name] = step_class
+    return step_class
+
+
+def step_catalogue() -> list[dict[str, Any]]:
+    """Every step type with its contract and JSON Schema of its params (defaults included)."""
+    return [
+        {
+            "name": cls.name,
+            "description": cls.description,
+            "consumes": str(cls.consumes),
+            "produces": str(cls.produces),
+            "params": cls.Params.model_json_schema(),
+        }
+        for cls in STEP_TYPES.values()
+    ]

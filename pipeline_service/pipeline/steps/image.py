@@ -1,0 +1,156 @@
+"""Image steps: bytes -> pixels -> 640x640 -> normalized -> base64 payload (all CPU-bound)."""
+
+import base64
+import io
+from typing import Literal
+
+import cv2
+import imagesize
+import numpy as np
+from pydantic import Field
+
+from pipeline_service.errors import ImageTooLarge, UnsupportedImage
+from pipeline_service.pipeline.step import CpuStep, StepParams, register
+from pipeline_service.pipeline.types import ImagePayload, Kind, RunContext
+
+ACCEPTED_FORMATS = "JPEG, PNG, WebP, BMP or TIFF"
+MAX_SIDE = 16384
+
+
+def _header_size(data: bytes) -> tuple[int, int]:
+    """Width and height from the file header, without decoding pixels; (-1, -1) if unknown."""
+    try:
+        return imagesize.get(io.BytesIO(data))  # BytesIO shares the buffer, no copy
+    except Exception:  # a malformed header is reported by the decoder below
+        return -1, -1
+
+
+class DecodeParams(StepParams):
+    color: Literal["color", "grayscale"] = Field(
+        "color", description="Decode to 3-channel BGR (color) or 1-channel grayscale."
+    )
+
+
+@register
+class Decode(CpuStep):
+    name = "decode"
+    description = "Decode the uploaded bytes (np.frombuffer + cv2.imdecode) into pixels."
+    consumes = Kind.ENCODED
+    produces = Kind.IMAGE
+    Params = DecodeParams
+    params: DecodeParams
+
+    def apply(self, value: bytes, ctx: RunContext) -> np.ndarray:
+        if not value:
+            raise UnsupportedImage(f"The uploaded file is empty; send a {ACCEPTED_FORMATS} image.")
+        width, height = _header_size(value)
+        limit = ctx.services.max_image_pixels
+        if width > 0 and height > 0 and width * height > limit:
+            raise ImageTooLarge(
+                f"The image is {width}x{height} = {width * height} pixels; the limit is "
+                f"{limit} pixels (MAX_IMAGE_PIXELS)."
+            )
+        flag = cv2.IMREAD_COLOR if self.params.color == "color" else cv2.IMREAD_GRAYSCALE
+        image = cv2.imdecode(np.frombuffer(value, dtype=np.uint8), flag)
+        if image is None or image.size == 0:
+            raise UnsupportedImage(
+                f"The uploaded file ({len(value)} bytes) could not be decoded as an image; "
+                f"send a {ACCEPTED_FORMATS} file."
+            )
+        if image.shape[0] * image.shape[1] > limit:  # header unknown to the probe
+            raise ImageTooLarge(
+                f"The image has {image.shape[0] * image.shape[1]} pixels; the limit is "
+                f"{limit} pixels (MAX_IMAGE_PIXELS)."
+            )
+        ctx.image_height, ctx.image_width = image.shape[:2]
+        return image
+
+
+INTERPOLATIONS = {
+    "nearest": cv2.INTER_NEAREST,
+    "linear": cv2.INTER_LINEAR,
+    "area": cv2.INTER_AREA,
+    "cubic": cv2.INTER_CUBIC,
+}
+
+
+class ResizeParams(StepParams):
+    width: int = Field(640, ge=1, le=MAX_SIDE, description="Output width in pixels.")
+    height: int = Field(640, ge=1, le=MAX_SIDE, description="Output height in pixels.")
+    interpolation: Literal["nearest", "linear", "area", "cubic"] = Field(
+        "linear", description="cv2.resize interpolation."
+    )
+
+
+@register
+class Resize(CpuStep):
+    name = "resize"
+    description = "Resize to a fixed width x height (cv2.resize), ignoring aspect ratio."
+    consumes = Kind.IMAGE
+    produces = Kind.IMAGE
+    Params = ResizeParams
+    params: ResizeParams
+
+    def apply(self, value: np.ndarray, ctx: RunContext) -> np.ndarray:
+        p = self.params
+        return cv2.resize(
+            value, (p.width, p.height), interpolation=INTERPOLATIONS[p.interpolation]
+        )
+
+
+class NormalizeParams(StepParams):
+    mode: Literal["minmax_uint8", "float32_0_1"] = Field(
+        "minmax_uint8",
+        description="Min-max stretch to 0..255 as uint8, or to 0..1 as float32.",
+    )
+
+
+@register
+class Normalize(CpuStep):
+    name = "normalize"
+    description = "Stretch pixel values to the full range (cv2.normalize, NORM_MINMAX)."
+    consumes = Kind.IMAGE
+    produces = Kind.IMAGE
+    Params = NormalizeParams
+    params: NormalizeParams
+
+    def apply(self, value: np.ndarray, ctx: RunContext) -> np.ndarray:
+        if self.params.mode == "float32_0_1":
+            return cv2.normalize(value, None, 0.0, 1.0, cv2.NORM_MINMAX, dtype=cv2.CV_32F)
+        return cv2.normalize(value, None, 0, 255, cv2.NORM_MINMAX, dtype=cv2.CV_8U)
+
+
+class Base64Params(StepParams):
+    encoding: Literal["raw", "png", "jpeg"] = Field(
+        "raw",
+        description="raw: the pixel bytes (shape and dtype ride along); png/jpeg: encoded file.",
+    )
+    jpeg_quality: int = Field(90, ge=1, le=100, description="Quality when encoding is jpeg.")
+
+
+@register
+class Base64(CpuStep):
+    name = "base64"
+    description = "Turn the processed image into a base64 string for the model service."
+    consumes = Kind.IMAGE
+    produces = Kind.PAYLOAD
+    Params = Base64Params
+    params: Base64Params
+
+    def apply(self, value: np.ndarray, ctx: RunContext) -> ImagePayload:
+        encoding = self.params.encoding
+        if encoding == "raw":
+            raw: bytes | np.ndarray = np.ascontiguousarray(value)
+        else:
+            if encoding == "jpeg" and value.dtype != np.uint8:
+                value = cv2.convertScaleAbs(value, alpha=255.0)
+            options = [cv2.IMWRITE_JPEG_QUALITY, self.params.jpeg_quality] if encoding == "jpeg" else []
+            ok, raw = cv2.imencode(f".{encoding}", value, options)
+            if not ok:
+                raise RuntimeError(f"cv2.imencode could not encode the image as {encoding}")
+        return ImagePayload(
+            image=base64.b64encode(raw).decode("ascii"),
+            encoding=encoding,
+            shape=tuple(value.shape),
+            dtype=str(value.dtype),
+        )

@@ -1,0 +1,96 @@
+"""The values that flow between steps, and the per-run context steps may read and write."""
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from pipeline_service.pipeline.definition import PipelineRef
+
+CAR_LABEL = 1
+
+
+class Kind(StrEnum):
+    """What a step consumes and produces; the engine checks that neighbours fit."""
+
+    ENCODED = "encoded image bytes"
+    IMAGE = "image"
+    PAYLOAD = "base64 payload"
+    DETECTIONS = "detections"
+    STORED = "stored result"
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    top_left_x: float
+    top_left_y: float
+    w: float
+    h: float
+    conf: float
+    label: int
+
+    def as_list(self) -> list[float | int]:
+        return [self.top_left_x, self.top_left_y, self.w, self.h, self.conf, self.label]
+
+
+@dataclass(frozen=True, slots=True)
+class ImagePayload:
+    """An image as the model service receives it."""
+
+    image: str  # base64 text
+    encoding: str  # raw | png | jpeg
+    shape: tuple[int, ...]
+    dtype: str
+
+
+class ModelClientProtocol(Protocol):
+    async def detect(self, payload: ImagePayload) -> list[Box]: ...
+
+
+class RunRecorder(Protocol):
+    async def record_success(self, ctx: "RunContext") -> int: ...
+    async def record_failure(self, ctx: "RunContext", error: str) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RunServices:
+    """What steps may use beyond their input: the model, the database, the limits."""
+
+    model: ModelClientProtocol
+    recorder: RunRecorder
+    max_image_pixels: int
+
+
+@dataclass(slots=True)
+class RunContext:
+    pipeline: "PipelineRef"
+    data: bytes
+    services: RunServices
+    image_sha256: str | None = None
+    image_width: int | None = None
+    image_height: int | None = None
+    detections: list[Box] | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    run_id: int | None = None
+
+    def fingerprint(self) -> None:
+        if self.image_sha256 is None:
+            self.image_sha256 = hashlib.sha256(self.data).hexdigest()
+
+    @property
+    def car_detected(self) -> bool | None:
+        if self.detections is None:
+            return None
+        return any(box.label == CAR_LABEL for box in self.detections)
+
+    def best_car(self) -> Box | None:
+        cars = [box for box in self.detections or () if box.label == CAR_LABEL]
+        return max(cars, key=lambda box: box.conf, default=None)
+
+    def record_timing(self, key: str, started: float) -> None:
+        self.timings_ms[key] = round((time.perf_counter() - started) * 1000, 3)
+
+
+Value = Any

@@ -1,0 +1,36 @@
+-- The car-detection pipeline (id 1) as plain data. Idempotent: safe to run again.
+--   psql "$DATABASE_URL" -f seed.sql
+BEGIN;
+
+INSERT INTO pipelines (id, name, description, version, is_active)
+VALUES (1, 'car-detection',
+        'Decode a JPEG, resize to 640x640, normalize, base64, detect cars, save the result.',
+        1, true)
+ON CONFLICT (id) DO NOTHING;
+
+INSERT INTO pipeline_steps (pipeline_id, position, type, params) VALUES
+    (1, 0, 'decode',    '{}'),
+    (1, 1, 'resize',    '{"width": 640, "height": 640}'),
+    (1, 2, 'normalize', '{"mode": "minmax_uint8"}'),
+    (1, 3, 'base64',    '{"encoding": "raw"}'),
+    (1, 4, 'detect',    '{}'),
+    (1, 5, 'save',      '{}')
+ON CONFLICT (pipeline_id, position) DO NOTHING;
+
+INSERT INTO pipeline_versions (pipeline_id, version, snapshot)
+SELECT p.id, p.version,
+       jsonb_build_object(
+           'name', p.name,
+           'description', p.description,
+           'steps', (SELECT jsonb_agg(jsonb_build_object('type', s.type, 'params', s.params)
+                                      ORDER BY s.position)
+                     FROM pipeline_steps s WHERE s.pipeline_id = p.id))
+FROM pipelines p
+WHERE p.id = 1
+ON CONFLICT (pipeline_id, version) DO NOTHING;
+
+-- Ids given by hand above must not collide with ids the sequence hands out later.
+SELECT setval(pg_get_serial_sequence('pipelines', 'id'),
+              GREATEST((SELECT max(id) FROM pipelines), 1));
+
+COMMIT;
