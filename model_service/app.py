@@ -46,8 +46,10 @@ def _check_image(request: PredictRequest) -> str | None:
     if request.encoding == "raw" and request.shape is not None:
         expected = math.prod(request.shape) * DTYPE_SIZES[request.dtype]
         if size != expected:
-            return (f"image: decodes to {size} bytes but shape {request.shape} of "
-                    f"{request.dtype} needs {expected}.")
+            return (
+                f"image: decodes to {size} bytes but shape {request.shape} of "
+                f"{request.dtype} needs {expected}."
+            )
     return None
 
 
@@ -80,8 +82,10 @@ def create_app(settings: ModelSettings | None = None) -> FastAPI:
                 "content": {"application/json": {"schema": PredictRequest.model_json_schema()}},
             }
         },
-        responses={422: {"description": "Missing image, invalid base64, or wrong size."},
-                   500: {"description": "A simulated failure (MODEL_FAILURE_RATE)."}},
+        responses={
+            422: {"description": "Missing image, invalid base64, or wrong size."},
+            500: {"description": "A simulated failure (MODEL_FAILURE_RATE)."},
+        },
     )
     async def predict(request: Request) -> Response:
         # Parsed with pydantic's own JSON parser straight from bytes: the body is ~1.6 MB.
@@ -96,7 +100,9 @@ def create_app(settings: ModelSettings | None = None) -> FastAPI:
             await asyncio.sleep(settings.latency_ms / 1000)
         if settings.failure_rate and rng.random() < settings.failure_rate:
             return _problem(500, "Internal Server Error", "Simulated failure (MODEL_FAILURE_RATE).")
-        boxes: list[Any] = [list(settings.box)] if rng.random() < settings.detection_probability else []
+        boxes: list[Any] = (
+            [list(settings.box)] if rng.random() < settings.detection_probability else []
+        )
         return Response(orjson.dumps({"boxes": boxes}), media_type="application/json")
 
     return app

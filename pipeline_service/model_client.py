@@ -45,9 +45,7 @@ class ModelClient:
             retries=connect_retries,
             limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
         )
-        self._http = httpx.AsyncClient(
-            base_url=base_url, timeout=timeout_s, transport=transport
-        )
+        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout_s, transport=transport)
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -41,7 +41,9 @@ def postgres_url() -> Iterator[str]:
         return
     import pgserver
 
-    server = pgserver.get_server(tempfile.mkdtemp(prefix="pipeline-tests-pg-"), cleanup_mode="delete")
+    server = pgserver.get_server(
+        tempfile.mkdtemp(prefix="pipeline-tests-pg-"), cleanup_mode="delete"
+    )
     try:
         yield server.get_uri()
     finally:
@@ -99,15 +101,18 @@ def make_client(database_url: str) -> ClientFactory:
 
     @asynccontextmanager
     async def factory(
-        model: httpx.AsyncBaseTransport | None | str = "default", **overrides: Any
+        model: httpx.AsyncBaseTransport | str | None = "default", **overrides: Any
     ) -> AsyncIterator[httpx.AsyncClient]:
         transport = model_transport() if model == "default" else model
         assert not isinstance(transport, str)
         settings = Settings(database_url=database_url, **overrides)
         app = create_app(settings, model_transport=transport)
-        async with LifespanManager(app) as manager, httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://testserver"
-        ) as client:
+        async with (
+            LifespanManager(app) as manager,
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=manager.app), base_url="http://testserver"
+            ) as client,
+        ):
             yield client
 
     return factory
@@ -116,8 +121,9 @@ def make_client(database_url: str) -> ClientFactory:
 def jpeg_bytes(width: int = 320, height: int = 240, **imwrite: int) -> bytes:
     """A small synthetic photo-like JPEG (a gradient with a rectangle)."""
     y, x = np.mgrid[0:height, 0:width]
-    image = np.dstack([(x * 255 // max(width - 1, 1)), (y * 255 // max(height - 1, 1)),
-                       np.full_like(x, 90)]).astype(np.uint8)
+    image = np.dstack(
+        [(x * 255 // max(width - 1, 1)), (y * 255 // max(height - 1, 1)), np.full_like(x, 90)]
+    ).astype(np.uint8)
     cv2.rectangle(image, (width // 4, height // 4), (width // 2, height // 2), (20, 20, 220), -1)
     params = [item for pair in imwrite.items() for item in (getattr(cv2, pair[0]), pair[1])]
     ok, encoded = cv2.imencode(".jpg", image, params)

@@ -8,10 +8,14 @@ PREPARED_BOX = [412.0, 288.0, 186.0, 121.0, 0.87, 1]
 CAR_STEPS = ["decode", "resize", "normalize", "base64", "detect", "save"]
 
 
-async def test_car_found_is_answered_and_stored(make_client: ClientFactory, jpeg: bytes, db) -> None:
+async def test_car_found_is_answered_and_stored(
+    make_client: ClientFactory, jpeg: bytes, db
+) -> None:
     async with make_client(model=model_transport(detection_probability=1.0)) as client:
         response = await client.post(
-            "/process_image", params={"pipeline_id": 1}, files={"image": ("car.jpg", jpeg, "image/jpeg")}
+            "/process_image",
+            params={"pipeline_id": 1},
+            files={"image": ("car.jpg", jpeg, "image/jpeg")},
         )
     assert response.status_code == 200, response.text
     body = response.json()
@@ -19,12 +23,17 @@ async def test_car_found_is_answered_and_stored(make_client: ClientFactory, jpeg
     assert body["pipeline_version"] == 1
     assert body["car_detected"] is True
     assert body["detections"] == [PREPARED_BOX]
-    assert body["box"] == dict(zip(["top_left_x", "top_left_y", "w", "h", "conf", "label"],
-                                   PREPARED_BOX, strict=True))
+    assert body["box"] == dict(
+        zip(["top_left_x", "top_left_y", "w", "h", "conf", "label"], PREPARED_BOX, strict=True)
+    )
     assert list(body["timings_ms"]) == CAR_STEPS
     assert all(ms >= 0 for ms in body["timings_ms"].values())
-    assert body["image"] == {"sha256": hashlib.sha256(jpeg).hexdigest(), "bytes": len(jpeg),
-                             "width": 320, "height": 240}
+    assert body["image"] == {
+        "sha256": hashlib.sha256(jpeg).hexdigest(),
+        "bytes": len(jpeg),
+        "width": 320,
+        "height": 240,
+    }
 
     run = await db.fetchrow("SELECT * FROM processing_runs WHERE id = $1", body["run_id"])
     assert run["status"] == "succeeded"
@@ -43,14 +52,18 @@ async def test_car_found_is_answered_and_stored(make_client: ClientFactory, jpeg
 async def test_no_car_is_answered_and_stored(make_client: ClientFactory, jpeg: bytes, db) -> None:
     async with make_client(model=model_transport(detection_probability=0.0)) as client:
         response = await client.post(
-            "/process_image", data={"pipeline_id": "1"}, files={"image": ("x.jpg", jpeg, "image/jpeg")}
+            "/process_image",
+            data={"pipeline_id": "1"},
+            files={"image": ("x.jpg", jpeg, "image/jpeg")},
         )
     assert response.status_code == 200, response.text
     body = response.json()
     assert (body["car_detected"], body["box"], body["detections"]) == (False, None, [])
     run = await db.fetchrow("SELECT * FROM processing_runs WHERE id = $1", body["run_id"])
     assert (run["status"], run["car_detected"]) == ("succeeded", False)
-    assert await db.fetchval("SELECT count(*) FROM detections WHERE run_id = $1", body["run_id"]) == 0
+    assert (
+        await db.fetchval("SELECT count(*) FROM detections WHERE run_id = $1", body["run_id"]) == 0
+    )
 
 
 async def test_seeded_draw_gives_both_outcomes_as_the_seed_says(

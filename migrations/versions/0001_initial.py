@@ -115,6 +115,11 @@ def downgrade() -> None:
     for table in ("pipelines", "pipeline_steps"):
         op.execute(f"DROP TRIGGER IF EXISTS {table}_notify ON {table}")
     op.execute("DROP FUNCTION IF EXISTS notify_pipeline_changed()")
-    for table in ("detections", "processing_runs", "pipeline_versions", "pipeline_steps",
-                  "pipelines"):
+    for table in (
+        "detections",
+        "processing_runs",
+        "pipeline_versions",
+        "pipeline_steps",
+        "pipelines",
+    ):
         op.drop_table(table)

@@ -50,11 +50,10 @@ def _location(loc: tuple[Any, ...]) -> str:
 
 async def _service_error(_: Request, error: Exception) -> Response:
     assert isinstance(error, errors.ServiceError)
-    for error_type, status, slug in STATUS_OF:
-        if isinstance(error, error_type):
-            break
-    else:
-        status, slug = HTTPStatus.INTERNAL_SERVER_ERROR, "internal-error"
+    status, slug = next(
+        ((status, slug) for kind, status, slug in STATUS_OF if isinstance(error, kind)),
+        (HTTPStatus.INTERNAL_SERVER_ERROR, "internal-error"),
+    )
     extra: dict[str, Any] = {}
     if error.run_id is not None:
         extra["run_id"] = error.run_id
@@ -67,9 +66,7 @@ async def _service_error(_: Request, error: Exception) -> Response:
 
 async def _validation_error(_: Request, error: Exception) -> Response:
     assert isinstance(error, RequestValidationError)
-    issues = [
-        {"field": _location(tuple(e["loc"])), "message": e["msg"]} for e in error.errors()
-    ]
+    issues = [{"field": _location(tuple(e["loc"])), "message": e["msg"]} for e in error.errors()]
     detail = "; ".join(f"{i['field']}: {i['message']}" for i in issues) + "."
     return problem(422, detail, "invalid-request", errors=issues)
 

@@ -17,14 +17,26 @@ PROBLEM = {"model": Problem, "content": {"application/problem+json": {}}}
 def _pipeline_id(from_query: int | None, from_form: int | None) -> int:
     if from_query is not None and from_form is not None and from_query != from_form:
         raise RequestValidationError(
-            [{"loc": ("pipeline_id",), "msg": "given twice with different values "
-              f"(query {from_query}, form {from_form}); send it once", "type": "value_error"}]
+            [
+                {
+                    "loc": ("pipeline_id",),
+                    "msg": "given twice with different values "
+                    f"(query {from_query}, form {from_form}); send it once",
+                    "type": "value_error",
+                }
+            ]
         )
     pipeline_id = from_query if from_query is not None else from_form
     if pipeline_id is None:
         raise RequestValidationError(
-            [{"loc": ("pipeline_id",), "msg": "Field required; send it as a query parameter "
-              "(?pipeline_id=1) or a form field", "type": "missing"}]
+            [
+                {
+                    "loc": ("pipeline_id",),
+                    "msg": "Field required; send it as a query parameter "
+                    "(?pipeline_id=1) or a form field",
+                    "type": "missing",
+                }
+            ]
         )
     return pipeline_id
 

@@ -15,8 +15,14 @@ class BoxOut(BaseModel):
 
     @classmethod
     def of(cls, box: Box) -> "BoxOut":
-        return cls(top_left_x=box.top_left_x, top_left_y=box.top_left_y, w=box.w, h=box.h,
-                   conf=box.conf, label=box.label)
+        return cls(
+            top_left_x=box.top_left_x,
+            top_left_y=box.top_left_y,
+            w=box.w,
+            h=box.h,
+            conf=box.conf,
+            label=box.label,
+        )
 
 
 class ImageInfo(BaseModel):
@@ -27,7 +33,9 @@ class ImageInfo(BaseModel):
 
 
 class ProcessResult(BaseModel):
-    run_id: int | None = Field(description="Id of the stored run; null if the pipeline has no save step.")
+    run_id: int | None = Field(
+        description="Id of the stored run; null if the pipeline has no save step."
+    )
     pipeline_id: int
     pipeline_version: int
     status: str = "succeeded"
@@ -51,8 +59,12 @@ class ProcessResult(BaseModel):
             box=BoxOut.of(best) if best else None,
             detections=[box.as_list() for box in ctx.detections or ()],
             timings_ms=ctx.timings_ms,
-            image=ImageInfo(sha256=ctx.image_sha256, bytes=len(ctx.data),
-                            width=ctx.image_width, height=ctx.image_height),
+            image=ImageInfo(
+                sha256=ctx.image_sha256,
+                bytes=len(ctx.data),
+                width=ctx.image_width,
+                height=ctx.image_height,
+            ),
         )
 
 

@@ -29,20 +29,27 @@ async def database_errors_as_unavailable() -> AsyncIterator[None]:
     """Turn "cannot reach PostgreSQL" into DatabaseUnavailable (503); other errors pass."""
     try:
         yield
-    except (OSError, TimeoutError, asyncpg.PostgresConnectionError,
-            asyncpg.CannotConnectNowError) as error:
+    except (
+        OSError,
+        TimeoutError,
+        asyncpg.PostgresConnectionError,
+        asyncpg.CannotConnectNowError,
+    ) as error:
         raise DatabaseUnavailable(
             f"The database cannot be reached ({type(error).__name__}); try again shortly."
         ) from error
     except DBAPIError as error:
         if not (error.connection_invalidated or _is_connection_error(error.orig)):
             raise
-        raise DatabaseUnavailable(
-            "The database connection was lost; try again shortly."
-        ) from error
+        raise DatabaseUnavailable("The database connection was lost; try again shortly.") from error
 
 
 def _is_connection_error(orig: BaseException | None) -> bool:
     cause = getattr(orig, "__cause__", None) or orig
-    return isinstance(cause, OSError | asyncpg.PostgresConnectionError |
-                      asyncpg.CannotConnectNowError | asyncpg.InterfaceError)
+    return isinstance(
+        cause,
+        OSError
+        | asyncpg.PostgresConnectionError
+        | asyncpg.CannotConnectNowError
+        | asyncpg.InterfaceError,
+    )

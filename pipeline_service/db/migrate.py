@@ -1,6 +1,6 @@
 """Bring a database up to date: Alembic migrations, then the seed (both idempotent).
 
-    python -m pipeline_service.db.migrate          # uses DATABASE_URL
+python -m pipeline_service.db.migrate          # uses DATABASE_URL
 """
 
 import asyncio

@@ -1,7 +1,7 @@
 """The schema, as SQLAlchemy tables. Alembic migrations are the only way it changes."""
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     BigInteger,
@@ -21,7 +21,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSONB, list[Any]: JSONB}
+    type_annotation_map: ClassVar = {dict[str, Any]: JSONB, list[Any]: JSONB}
 
 
 class Pipeline(Base):

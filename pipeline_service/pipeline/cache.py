@@ -73,4 +73,3 @@ class PipelineCache:
             return compile_pipeline(definition)
         except InvalidPipeline as error:
             return partial(InvalidPipeline, error.problems, pipeline_id)
-

@@ -93,9 +93,7 @@ class Resize(CpuStep):
 
     def apply(self, value: np.ndarray, ctx: RunContext) -> np.ndarray:
         p = self.params
-        return cv2.resize(
-            value, (p.width, p.height), interpolation=INTERPOLATIONS[p.interpolation]
-        )
+        return cv2.resize(value, (p.width, p.height), interpolation=INTERPOLATIONS[p.interpolation])
 
 
 class NormalizeParams(StepParams):
@@ -144,7 +142,9 @@ class Base64(CpuStep):
         else:
             if encoding == "jpeg" and value.dtype != np.uint8:
                 value = cv2.convertScaleAbs(value, alpha=255.0)
-            options = [cv2.IMWRITE_JPEG_QUALITY, self.params.jpeg_quality] if encoding == "jpeg" else []
+            options = (
+                [cv2.IMWRITE_JPEG_QUALITY, self.params.jpeg_quality] if encoding == "jpeg" else []
+            )
             ok, raw = cv2.imencode(f".{encoding}", value, options)
             if not ok:
                 raise RuntimeError(f"cv2.imencode could not encode the image as {encoding}")
