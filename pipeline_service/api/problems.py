@@ -14,7 +14,7 @@ from pipeline_service import errors
 
 log = logging.getLogger(__name__)
 
-PROBLEM_BASE = "https://docs.example.com/problems/"
+PROBLEM_BASE = "/problems/"  # a relative URI reference, as RFC 9457 allows
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 # Domain error -> (HTTP status, problem type slug). The first match in order wins.

@@ -41,7 +41,7 @@ class ProcessResult(BaseModel):
     status: str = "succeeded"
     car_detected: bool | None = Field(description="Null if the pipeline has no detect step.")
     box: BoxOut | None = Field(description="The most confident car box, or null.")
-    detections: list[list[float]] = Field(
+    detections: list[tuple[float, float, float, float, float, int]] = Field(
         description="Every box as [top_left_x, top_left_y, w, h, conf, label]."
     )
     timings_ms: dict[str, float] = Field(description="Milliseconds per step, in order.")
@@ -57,7 +57,7 @@ class ProcessResult(BaseModel):
             pipeline_version=ctx.pipeline.version,
             car_detected=ctx.car_detected,
             box=BoxOut.of(best) if best else None,
-            detections=[box.as_list() for box in ctx.detections or ()],
+            detections=[box.as_tuple() for box in ctx.detections or ()],
             timings_ms=ctx.timings_ms,
             image=ImageInfo(
                 sha256=ctx.image_sha256,

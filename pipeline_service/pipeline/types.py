@@ -31,8 +31,8 @@ class Box:
     conf: float
     label: int
 
-    def as_list(self) -> list[float | int]:
-        return [self.top_left_x, self.top_left_y, self.w, self.h, self.conf, self.label]
+    def as_tuple(self) -> tuple[float, float, float, float, float, int]:
+        return (self.top_left_x, self.top_left_y, self.w, self.h, self.conf, self.label)
 
 
 @dataclass(frozen=True, slots=True)
