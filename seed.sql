@@ -12,7 +12,7 @@ INSERT INTO pipeline_steps (pipeline_id, position, type, params) VALUES
     (1, 0, 'decode',    '{}'),
     (1, 1, 'resize',    '{"width": 640, "height": 640}'),
     (1, 2, 'normalize', '{"mode": "minmax_uint8"}'),
-    (1, 3, 'base64',    '{"encoding": "raw"}'),
+    (1, 3, 'base64',    '{"encoding": "jpeg"}'),
     (1, 4, 'detect',    '{}'),
     (1, 5, 'save',      '{}')
 ON CONFLICT (pipeline_id, position) DO NOTHING;

@@ -7,6 +7,12 @@ from pipeline_service.db.engine import database_errors_as_unavailable
 from pipeline_service.db.models import Detection, ProcessingRun
 from pipeline_service.pipeline.types import RunContext
 
+RUNS = ProcessingRun.__table__
+DETECTIONS = Detection.__table__
+# Built once: building `insert(...).values(...)` per run cost ~0.2 ms of CPU (bench/README).
+INSERT_RUN = insert(RUNS).returning(RUNS.c.id)
+INSERT_DETECTIONS = insert(DETECTIONS)
+
 
 class RunRepository:
     """Implements the engine's `RunRecorder`."""
@@ -36,12 +42,10 @@ class RunRepository:
         }
         boxes = ctx.detections if status == "succeeded" else None
         async with database_errors_as_unavailable(), self._engine.begin() as conn:
-            run_id: int = (
-                await conn.execute(insert(ProcessingRun).values(run).returning(ProcessingRun.id))
-            ).scalar_one()
+            run_id: int = (await conn.execute(INSERT_RUN, run)).scalar_one()
             if boxes:
                 await conn.execute(
-                    insert(Detection),
+                    INSERT_DETECTIONS,
                     [
                         {
                             "run_id": run_id,

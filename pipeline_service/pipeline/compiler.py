@@ -61,4 +61,6 @@ def compile_pipeline(definition: PipelineDefinition) -> CompiledPipeline:
     built, problems = check_steps(definition.steps)
     if problems:
         raise InvalidPipeline(problems, pipeline_id=definition.ref.id)
+    for index, step in enumerate(built):
+        step.link(built[index + 1 :])
     return CompiledPipeline(definition.ref, built)

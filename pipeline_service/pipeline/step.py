@@ -1,6 +1,7 @@
 """The step contract and the registry. A new step type is one subclass plus `@register`."""
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict
@@ -25,6 +26,10 @@ class Step(ABC):
 
     def __init__(self, params: StepParams) -> None:
         self.params = params
+
+    def link(self, following: Sequence["Step"]) -> None:  # noqa: B027  (optional hook)
+        """Called once when the pipeline is compiled, with the steps after this one; a step
+        that can do less work knowing what comes next (decode before a resize) looks here."""
 
 
 class CpuStep(Step):

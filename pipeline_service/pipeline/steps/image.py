@@ -2,6 +2,7 @@
 
 import base64
 import io
+from collections.abc import Sequence
 from typing import Literal
 
 import cv2
@@ -10,7 +11,7 @@ import numpy as np
 from pydantic import Field
 
 from pipeline_service.errors import ImageTooLarge, UnsupportedImage
-from pipeline_service.pipeline.step import CpuStep, StepParams, register
+from pipeline_service.pipeline.step import CpuStep, Step, StepParams, register
 from pipeline_service.pipeline.types import ImagePayload, Kind, RunContext
 
 ACCEPTED_FORMATS = "JPEG, PNG, WebP, BMP or TIFF"
@@ -29,6 +30,48 @@ class DecodeParams(StepParams):
     color: Literal["color", "grayscale"] = Field(
         "color", description="Decode to 3-channel BGR (color) or 1-channel grayscale."
     )
+    reduce: Literal["auto", "off"] = Field(
+        "auto",
+        description="auto: when a resize follows and the JPEG is at least 2x, 4x or 8x its "
+        "target in both sides, decode at 1/2, 1/4 or 1/8 scale (libjpeg DCT scaling): a close "
+        "output for a fraction of the cost. off: always decode at full size.",
+    )
+
+
+JPEG_MAGIC = b"\xff\xd8\xff"
+# (scale, flag) by color mode, largest reduction first.
+REDUCED_FLAGS = {
+    "color": [
+        (8, cv2.IMREAD_REDUCED_COLOR_8),
+        (4, cv2.IMREAD_REDUCED_COLOR_4),
+        (2, cv2.IMREAD_REDUCED_COLOR_2),
+    ],
+    "grayscale": [
+        (8, cv2.IMREAD_REDUCED_GRAYSCALE_8),
+        (4, cv2.IMREAD_REDUCED_GRAYSCALE_4),
+        (2, cv2.IMREAD_REDUCED_GRAYSCALE_2),
+    ],
+}
+FULL_FLAGS = {"color": cv2.IMREAD_COLOR, "grayscale": cv2.IMREAD_GRAYSCALE}
+
+
+def decode_flag(
+    color: str, data: bytes, size: tuple[int, int], target: tuple[int, int] | None
+) -> tuple[int, int]:
+    """The cv2.imdecode flag and its scale (1 = full size) for an image of `size` (from the
+    header) that will be resized to `target`.
+
+    Only JPEG shrinks while decoding (other formats decode in full, then resize). The
+    image may be turned by its EXIF orientation, so both of its sides must cover the larger
+    side of the target.
+    """
+    if target is None or not data.startswith(JPEG_MAGIC):
+        return FULL_FLAGS[color], 1
+    shorter, needed = min(size), max(target)
+    for scale, flag in REDUCED_FLAGS[color]:
+        if shorter >= scale * needed:
+            return flag, scale
+    return FULL_FLAGS[color], 1
 
 
 @register
@@ -39,6 +82,11 @@ class Decode(CpuStep):
     produces = Kind.IMAGE
     Params = DecodeParams
     params: DecodeParams
+    target: tuple[int, int] | None = None  # width, height of the resize that follows
+
+    def link(self, following: Sequence[Step]) -> None:
+        if self.params.reduce == "auto" and following and isinstance(following[0], Resize):
+            self.target = (following[0].params.width, following[0].params.height)
 
     def apply(self, value: bytes, ctx: RunContext) -> np.ndarray:
         if not value:
@@ -50,7 +98,9 @@ class Decode(CpuStep):
                 f"The image is {width}x{height} = {width * height} pixels; the limit is "
                 f"{limit} pixels (MAX_IMAGE_PIXELS)."
             )
-        flag = cv2.IMREAD_COLOR if self.params.color == "color" else cv2.IMREAD_GRAYSCALE
+        flag, scale = FULL_FLAGS[self.params.color], 1
+        if width > 0 and height > 0:
+            flag, scale = decode_flag(self.params.color, value, (width, height), self.target)
         image = cv2.imdecode(np.frombuffer(value, dtype=np.uint8), flag)
         if image is None or image.size == 0:
             raise UnsupportedImage(
@@ -63,6 +113,9 @@ class Decode(CpuStep):
                 f"{limit} pixels (MAX_IMAGE_PIXELS)."
             )
         ctx.image_height, ctx.image_width = image.shape[:2]
+        if scale > 1:  # the run records the original size, turned as the pixels were
+            turned = (image.shape[1] > image.shape[0]) != (width > height)
+            ctx.image_width, ctx.image_height = (height, width) if turned else (width, height)
         return image
 
 
@@ -120,8 +173,10 @@ class Normalize(CpuStep):
 
 class Base64Params(StepParams):
     encoding: Literal["raw", "png", "jpeg"] = Field(
-        "raw",
-        description="raw: the pixel bytes (shape and dtype ride along); png/jpeg: encoded file.",
+        "jpeg",
+        description="jpeg/png: an encoded file; raw: the pixel bytes (shape and dtype ride "
+        "along). jpeg is the default: the bench measured the model service parsing 1.6 MB of "
+        "raw base64 at ~2.8 ms CPU a request against ~0.6 ms for a JPEG (README, Performance).",
     )
     jpeg_quality: int = Field(90, ge=1, le=100, description="Quality when encoding is jpeg.")
 

@@ -1,0 +1,211 @@
+"""The benchmark: the compute floor, then wrk against the running stack; one markdown table.
+
+python -m bench              # what `make bench` runs: floor + 3 sizes x 3 concurrencies
+python -m bench --memory     # what `make bench-memory` runs: RSS after 2,000 and 20,000
+"""
+
+import argparse
+import asyncio
+import contextlib
+import os
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import cv2
+import imagesize
+import psutil
+
+from bench import floor
+from bench.stack import ROOT, Stack, running_stack
+from bench.wrk import LoadResult, run_wrk
+from pipeline_service.pipeline.steps.image import decode_flag
+
+IMAGE_DIRS = [ROOT.parent / "shared" / "images", ROOT.parents[1] / "shared" / "images"]
+GROUPS = ("pipeline", "model", "postgres")
+
+
+@dataclass(frozen=True)
+class Row:
+    image: str
+    concurrency: int
+    load: LoadResult
+    floor: floor.Floor
+    cpu_ms: dict[str, float]  # CPU ms per answer, per process group and wrk
+    runs_stored: int
+
+
+def find_images(directory: Path | None) -> Path:
+    for candidate in [directory] if directory else IMAGE_DIRS:
+        if candidate and (candidate / "parking_1920x1080.jpg").is_file():
+            return candidate
+    raise SystemExit("Sample photos not found: pass --images DIR (with parking_1920x1080.jpg).")
+
+
+def group_totals(stack: Stack, measure: Callable[[psutil.Process], float]) -> dict[str, float]:
+    totals = dict.fromkeys(GROUPS, 0.0)
+    for group, procs in stack.processes().items():
+        for proc in procs:
+            with contextlib.suppress(psutil.Error):  # gone in between
+                totals[group] += measure(proc)
+    return totals
+
+
+def cpu_seconds(proc: psutil.Process) -> float:
+    times = proc.cpu_times()
+    return times.user + times.system
+
+
+def rss_mb(proc: psutil.Process) -> float:
+    return proc.memory_info().rss / 2**20
+
+
+async def _count_runs(database_url: str) -> int:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await conn.fetchval("SELECT count(*) FROM processing_runs")
+    finally:
+        await conn.close()
+
+
+def count_runs(stack: Stack) -> int:
+    return asyncio.run(_count_runs(stack.database_url))
+
+
+def measured_run(
+    stack: Stack, image: Path, concurrency: int, seconds: float, fl: floor.Floor
+) -> Row:
+    runs_before, cpu_before = count_runs(stack), group_totals(stack, cpu_seconds)
+    load = run_wrk(stack.url, image, concurrency, seconds)
+    cpu_after, runs_after = group_totals(stack, cpu_seconds), count_runs(stack)
+    answers = max(load.ok + load.failed, 1)
+    cpu_ms = {g: (cpu_after[g] - cpu_before[g]) * 1000 / answers for g in GROUPS}
+    cpu_ms["wrk"] = load.wrk_cpu_s * 1000 / answers
+    size = image.stem.removeprefix("parking_")
+    return Row(size, concurrency, load, fl, cpu_ms, runs_after - runs_before)
+
+
+HEADER = (
+    "| image | concurrency | req/s | req/min | p50 ms | p99 ms | errors | floor req/s "
+    "| req/s / floor | runs = 200s | CPU ms/req pipeline / model / postgres / wrk |\n"
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"
+)
+
+
+def table_row(r: Row) -> str:
+    load = r.load
+    errors = f"{load.errors}" + (f" ({load.statuses})" if load.statuses else "")
+    stored = "yes" if r.runs_stored == load.ok else f"**NO**: {r.runs_stored} runs, {load.ok} 200s"
+    cpu = " / ".join(f"{r.cpu_ms[g]:.1f}" for g in (*GROUPS, "wrk"))
+    return (
+        f"| {r.image} | {r.concurrency} | {load.requests_per_s:.1f} "
+        f"| {load.requests_per_s * 60:,.0f} | {load.p50_ms:.1f} | {load.p99_ms:.1f} | {errors} "
+        f"| {r.floor.requests_per_s:.1f} | {load.requests_per_s / r.floor.requests_per_s:.2f} "
+        f"| {stored} | {cpu} |"
+    )
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next(line.split(":", 1)[1].strip() for line in info if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    memory = psutil.virtual_memory().total / 2**30
+    return f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB, Python {platform.python_version()}"
+
+
+def measure_floors(images: Path, sizes: list[str], seconds: float) -> dict[str, floor.Floor]:
+    floors = {}
+    for size in sizes:
+        data = (images / f"parking_{size}.jpg").read_bytes()
+        floors[size] = fl = floor.measure(data, seconds)
+        line = (
+            f"floor {size}: {fl.ms_per_image:.2f} ms/image on one thread "
+            f"-> {fl.requests_per_s:.1f} req/s on {fl.cores} cores"
+        )
+        flag, scale = decode_flag(
+            "color", data, imagesize.get(images / f"parking_{size}.jpg"), (640, 640)
+        )
+        if scale > 1:
+            reduced = floor.measure(data, seconds, flag)
+            line += (
+                f"; with the 1/{scale} decode the service uses: {reduced.ms_per_image:.2f} ms "
+                f"-> {reduced.requests_per_s:.1f} req/s"
+            )
+        print(line, flush=True)
+    return floors
+
+
+def throughput(args: argparse.Namespace, images: Path) -> None:
+    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
+    concurrencies = [int(c) for c in args.concurrency.split(",")]
+    floors = measure_floors(images, sizes, args.floor_seconds)
+    rows: list[Row] = []
+    with running_stack(args.port, args.workers, args.model_workers) as stack:
+        print(HEADER, flush=True)
+        for size in sizes:
+            image = images / f"parking_{size}.jpg"
+            run_wrk(stack.url, image, max(concurrencies), args.warmup)
+            for concurrency in concurrencies:
+                rows.append(measured_run(stack, image, concurrency, args.seconds, floors[size]))
+                print(table_row(rows[-1]), flush=True)
+    print(f"\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {machine()}; {args.seconds:g} s per row\n")
+    print(HEADER)
+    print("\n".join(table_row(r) for r in rows))
+    if any(r.runs_stored != r.load.ok or r.load.errors for r in rows):
+        raise SystemExit("errors, or runs stored that do not match the 200 answers (see above)")
+
+
+def memory(args: argparse.Namespace, images: Path) -> None:
+    image = images / "parking_1920x1080.jpg"
+    concurrency = int(args.concurrency.split(",")[0]) if args.concurrency_given else 32
+    bound_s = 3600.0
+    with running_stack(args.port, args.workers, args.model_workers) as stack:
+        runs_before = count_runs(stack)
+        first = run_wrk(stack.url, image, concurrency, bound_s, requests=2_000)
+        rss_first = group_totals(stack, rss_mb)
+        rest = run_wrk(stack.url, image, concurrency, bound_s, requests=18_000)
+        rss_last = group_totals(stack, rss_mb)
+        runs = count_runs(stack) - runs_before
+    answers = first.ok + first.failed, first.ok + first.failed + rest.ok + rest.failed
+    errors = first.errors + rest.errors
+    print(f"\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {machine()}; {image.name}, c={concurrency}\n")
+    print(f"| service | RSS MiB after {answers[0]:,} | RSS MiB after {answers[1]:,} | growth |")
+    print("| --- | ---: | ---: | ---: |")
+    failed = errors > 0 or runs != first.ok + rest.ok
+    for group in ("pipeline", "model"):
+        growth = rss_last[group] / rss_first[group] - 1
+        failed |= growth > 0.10
+        print(f"| {group} | {rss_first[group]:.1f} | {rss_last[group]:.1f} | {growth:+.1%} |")
+    print(f"\nerrors: {errors}; runs stored {runs}, 200 answers {first.ok + rest.ok}")
+    if failed:
+        raise SystemExit("memory grew more than 10%, or errors, or runs != 200 answers")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--memory", action="store_true", help="the memory-growth check instead")
+    parser.add_argument("--images", type=Path, help="folder with parking_<W>x<H>.jpg")
+    parser.add_argument("--sizes", default="1920x1080,1280x720,3840x2160")
+    parser.add_argument("--concurrency", help="comma-separated (default 8,32,64; memory: 32)")
+    parser.add_argument("--seconds", type=float, default=20, help="length of each measured run")
+    parser.add_argument("--warmup", type=float, default=5, help="seconds of warm-up per image")
+    parser.add_argument("--floor-seconds", type=float, default=3)
+    parser.add_argument("--port", type=int, default=18700, help="pipeline port; model = +1")
+    parser.add_argument("--workers", type=int, help="pipeline uvicorn workers")
+    parser.add_argument("--model-workers", type=int, help="model service uvicorn workers")
+    args = parser.parse_args()
+    args.concurrency_given = args.concurrency is not None
+    args.concurrency = args.concurrency or "8,32,64"
+    cv2.setNumThreads(1)
+    images = find_images(args.images)
+    (memory if args.memory else throughput)(args, images)
+
+
+if __name__ == "__main__":
+    main()
