@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint run bench migrate clean
+.PHONY: install test lint run bench bench-memory bench-tools migrate clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,22 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# The benchmark (bench/): starts the stack like `make run`, prints a markdown table.
+# BENCH_ARGS passes options, e.g. make bench BENCH_ARGS="--sizes 1920x1080 --seconds 10".
+bench: $(STAMP) bench-tools
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+bench-memory: $(STAMP) bench-tools
+	$(BIN)/python -m bench --memory $(BENCH_ARGS)
+
+bench-tools:
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && apt-get install -y -qq wrk; \
+	  else \
+	    echo "make bench needs wrk: install it (Debian/Ubuntu: sudo apt-get install wrk)"; exit 1; \
+	  fi; }
 
 migrate: $(STAMP)
 	$(BIN)/python -m pipeline_service.db.migrate

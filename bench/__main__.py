@@ -154,7 +154,10 @@ def throughput(args: argparse.Namespace, images: Path) -> None:
             for concurrency in concurrencies:
                 rows.append(measured_run(stack, image, concurrency, args.seconds, floors[size]))
                 print(table_row(rows[-1]), flush=True)
-    print(f"\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {machine()}; {args.seconds:g} s per row\n")
+    print(
+        f"\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {machine()}; {args.seconds:g} s per row; "
+        f"workers: pipeline {args.workers}, model {args.model_workers}\n"
+    )
     print(HEADER)
     print("\n".join(table_row(r) for r in rows))
     if any(r.runs_stored != r.load.ok or r.load.errors for r in rows):
@@ -167,9 +170,9 @@ def memory(args: argparse.Namespace, images: Path) -> None:
     bound_s = 3600.0
     with running_stack(args.port, args.workers, args.model_workers) as stack:
         runs_before = count_runs(stack)
-        first = run_wrk(stack.url, image, concurrency, bound_s, requests=2_000)
+        first = run_wrk(stack.url, image, concurrency, bound_s, requests=args.requests // 10)
         rss_first = group_totals(stack, rss_mb)
-        rest = run_wrk(stack.url, image, concurrency, bound_s, requests=18_000)
+        rest = run_wrk(stack.url, image, concurrency, bound_s, args.requests - args.requests // 10)
         rss_last = group_totals(stack, rss_mb)
         runs = count_runs(stack) - runs_before
     answers = first.ok + first.failed, first.ok + first.failed + rest.ok + rest.failed
@@ -190,6 +193,9 @@ def memory(args: argparse.Namespace, images: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--memory", action="store_true", help="the memory-growth check instead")
+    parser.add_argument(
+        "--requests", type=int, default=20_000, help="memory: RSS after 10%% and after all"
+    )
     parser.add_argument("--images", type=Path, help="folder with parking_<W>x<H>.jpg")
     parser.add_argument("--sizes", default="1920x1080,1280x720,3840x2160")
     parser.add_argument("--concurrency", help="comma-separated (default 8,32,64; memory: 32)")
@@ -197,8 +203,18 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=5, help="seconds of warm-up per image")
     parser.add_argument("--floor-seconds", type=float, default=3)
     parser.add_argument("--port", type=int, default=18700, help="pipeline port; model = +1")
-    parser.add_argument("--workers", type=int, help="pipeline uvicorn workers")
-    parser.add_argument("--model-workers", type=int, help="model service uvicorn workers")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("PIPELINE_WORKERS") or os.cpu_count() or 1),
+        help="pipeline service uvicorn workers (default: $PIPELINE_WORKERS, else one per core)",
+    )
+    parser.add_argument(
+        "--model-workers",
+        type=int,
+        default=int(os.environ.get("MODEL_WORKERS") or 1),
+        help="model service uvicorn workers (default: $MODEL_WORKERS, else 1)",
+    )
     args = parser.parse_args()
     args.concurrency_given = args.concurrency is not None
     args.concurrency = args.concurrency or "8,32,64"

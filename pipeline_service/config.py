@@ -45,6 +45,13 @@ class Settings(BaseSettings):
         ge=1,
         description="Threads for image work (OpenCV releases the GIL).",
     )
+    opencv_threads: int = Field(
+        1,
+        ge=0,
+        description="cv2.setNumThreads: OpenCV's own threads inside one call. 1: requests "
+        "already run in parallel, splitting one call too only adds overhead (README, "
+        "Performance).",
+    )
 
     @field_validator("database_url")
     @classmethod

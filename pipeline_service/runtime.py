@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import cv2
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -43,6 +44,7 @@ async def open_runtime(
         settings.model_connect_retries,
         transport=model_transport,
     )
+    cv2.setNumThreads(settings.opencv_threads)
     cpu_pool = ThreadPoolExecutor(settings.cpu_threads, thread_name_prefix="image")
     services = RunServices(model, RunRepository(db), settings.max_image_pixels)
     await listener.start()
