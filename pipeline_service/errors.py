@@ -1,6 +1,6 @@
 """What can go wrong, in the service's own words. The HTTP layer maps these to statuses."""
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 
 class ServiceError(Exception):
@@ -33,7 +33,12 @@ class StepProblem:
         return f"{where}{field}: {self.message}"
 
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        return {
+            "step_index": self.index,
+            "step_type": self.step_type,
+            "field": self.field,
+            "message": self.message,
+        }
 
 
 class InvalidPipeline(ServiceError):

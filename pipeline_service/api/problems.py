@@ -71,10 +71,21 @@ async def _validation_error(_: Request, error: Exception) -> Response:
     return problem(422, detail, "invalid-request", errors=issues)
 
 
-async def _http_error(_: Request, error: Exception) -> Response:
+def _http_detail(request: Request, error: HTTPException) -> str:
+    where = f"{request.method} {request.url.path}"
+    if error.status_code == 404 and error.detail == "Not Found":
+        return f"There is no endpoint {where}; the API is listed at /docs."
+    if error.status_code == 405:
+        allowed = (error.headers or {}).get("allow") or (error.headers or {}).get("Allow", "")
+        return f"{where} is not allowed; this path accepts {allowed or 'other methods'}."
+    if isinstance(error.detail, str):
+        return error.detail
+    return HTTPStatus(error.status_code).phrase
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, HTTPException)
-    detail = error.detail if isinstance(error.detail, str) else HTTPStatus(error.status_code).phrase
-    response = problem(error.status_code, detail)
+    response = problem(error.status_code, _http_detail(request, error))
     for name, value in (error.headers or {}).items():
         response.headers[name] = value
     return response
