@@ -1,10 +1,15 @@
 """Shared bits of the pipeline-management tests: the admin token and small definitions."""
 
+import asyncio
+import time
 import uuid
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import asyncpg
 import httpx
+
+T = TypeVar("T")
 
 TOKEN = "test-admin-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -47,3 +52,19 @@ async def pipeline_tables(db: asyncpg.Connection) -> dict[str, str]:
         )
         for table in ("pipelines", "pipeline_steps", "pipeline_versions")
     }
+
+
+async def eventually(
+    attempt: Callable[[], Awaitable[T]], done: Callable[[T], bool], within_s: float = 15.0
+) -> T:
+    """Repeat `attempt` until `done` says so (or the time is up), and return the last result.
+
+    For changes that reach other processes asynchronously (NOTIFY); the caller asserts on the
+    result, so a change that never arrives fails the test with what was seen instead.
+    """
+    deadline = time.monotonic() + within_s
+    while True:
+        result = await attempt()
+        if done(result) or time.monotonic() > deadline:
+            return result
+        await asyncio.sleep(0.05)

@@ -1,6 +1,7 @@
 """Saving a pipeline checks it first: every problem at once, pointing at the step index and
 field, with a 422 and nothing written."""
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -223,3 +224,19 @@ async def test_body_that_is_not_json_is_a_422(make_client: ClientFactory, db) ->
         )
     assert response.status_code == 422, response.text
     assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_two_creates_racing_for_one_name_give_one_pipeline(
+    make_client: ClientFactory, db
+) -> None:
+    body = definition()
+    async with make_client(pipeline_admin_token="test-admin-token") as client:
+        answers = await asyncio.gather(
+            *(client.post("/pipelines", json=body, headers=AUTH) for _ in range(4))
+        )
+    assert sorted(r.status_code for r in answers) == [201, 422, 422, 422]
+    for response in answers:
+        if response.status_code == 422:
+            assert response.json()["errors"][0]["field"] == "name"
+    count = await db.fetchval("SELECT count(*) FROM pipelines WHERE name = $1", body["name"])
+    assert count == 1
