@@ -232,3 +232,18 @@ async def test_crop_outside_the_image_is_a_422_and_stores_nothing(
     assert response.json()["type"] == "/problems/image-does-not-fit"
     assert "outside the 320x240 image" in response.json()["detail"]
     assert await db.fetchval("SELECT count(*) FROM processing_runs") == runs
+
+
+async def test_a_pipeline_may_stop_before_detect(
+    make_client: ClientFactory, jpeg: bytes, db
+) -> None:
+    steps = [{"type": "decode"}, {"type": "resize", "params": {"width": 32, "height": 32}}]
+    async with make_client(**TOKEN) as client:
+        pipeline_id = (await create(client, steps=steps))["id"]
+        runs = await db.fetchval("SELECT count(*) FROM processing_runs")
+        response = await process(client, pipeline_id, jpeg)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["run_id"], body["car_detected"], body["detections"]) == (None, None, [])
+    assert list(body["timings_ms"]) == ["decode", "resize"]
+    assert await db.fetchval("SELECT count(*) FROM processing_runs") == runs
