@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
-from pipeline_service.api import process
+from pipeline_service.api import pipelines, preview, process, steps
 from pipeline_service.api.problems import install_problem_handlers
 from pipeline_service.api.upload_limit import UploadLimit
 from pipeline_service.config import Settings, get_settings
@@ -33,4 +33,7 @@ def create_app(
     install_problem_handlers(app)
     app.add_middleware(UploadLimit, max_bytes=settings.max_upload_bytes)
     app.include_router(process.router)
+    app.include_router(steps.router)
+    app.include_router(preview.router)
+    app.include_router(pipelines.router)
     return app

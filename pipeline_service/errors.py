@@ -13,8 +13,8 @@ class ServiceError(Exception):
 
 
 class PipelineNotFound(ServiceError):
-    def __init__(self, pipeline_id: int) -> None:
-        super().__init__(f"There is no active pipeline with id {pipeline_id}.")
+    def __init__(self, pipeline_id: int, detail: str | None = None) -> None:
+        super().__init__(detail or f"There is no active pipeline with id {pipeline_id}.")
         self.pipeline_id = pipeline_id
 
 
@@ -61,6 +61,10 @@ class UnsupportedImage(ClientInputError):
 
 class ImageTooLarge(ClientInputError):
     """The image declares more pixels than allowed."""
+
+
+class ImageDoesNotFit(ClientInputError):
+    """The image is too small for a step's parameters (e.g. a crop region outside it)."""
 
 
 class ModelServiceError(ServiceError):

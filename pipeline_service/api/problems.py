@@ -23,6 +23,7 @@ STATUS_OF: list[tuple[type[errors.ServiceError], HTTPStatus, str]] = [
     (errors.InvalidPipeline, HTTPStatus.UNPROCESSABLE_ENTITY, "invalid-pipeline"),
     (errors.UnsupportedImage, HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported-image"),
     (errors.ImageTooLarge, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "image-too-large"),
+    (errors.ImageDoesNotFit, HTTPStatus.UNPROCESSABLE_ENTITY, "image-does-not-fit"),
     (errors.ModelUnavailable, HTTPStatus.SERVICE_UNAVAILABLE, "model-unavailable"),
     (errors.ModelTimeout, HTTPStatus.GATEWAY_TIMEOUT, "model-timeout"),
     (errors.ModelBadResponse, HTTPStatus.BAD_GATEWAY, "model-bad-response"),

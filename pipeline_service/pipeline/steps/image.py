@@ -146,7 +146,7 @@ class Base64(CpuStep):
         if encoding == "raw":
             raw: bytes | np.ndarray = np.ascontiguousarray(value)
         else:
-            if encoding == "jpeg" and value.dtype != np.uint8:
+            if value.dtype != np.uint8:  # float32 0..1 from normalize; PNG/JPEG want 8 bits
                 value = cv2.convertScaleAbs(value, alpha=255.0)
             options = (
                 [cv2.IMWRITE_JPEG_QUALITY, self.params.jpeg_quality] if encoding == "jpeg" else []
