@@ -1,6 +1,6 @@
 """What can go wrong, in the service's own words. The HTTP layer maps these to statuses."""
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 
 class ServiceError(Exception):
@@ -33,12 +33,7 @@ class StepProblem:
         return f"{where}{field}: {self.message}"
 
     def as_dict(self) -> dict[str, object]:
-        return {
-            "step_index": self.index,
-            "step_type": self.step_type,
-            "field": self.field,
-            "message": self.message,
-        }
+        return asdict(self)
 
 
 class InvalidPipeline(ServiceError):

@@ -3,7 +3,6 @@ adminer bumps the version once per transaction, stores its snapshot, is announce
 NOTIFY, and reaches a running service within seconds."""
 
 import asyncio
-import json
 from typing import Any
 
 import asyncpg
@@ -19,14 +18,14 @@ async def versions(db: asyncpg.Connection, pipeline_id: int) -> list[tuple[int, 
         "SELECT version, snapshot FROM pipeline_versions WHERE pipeline_id = $1 ORDER BY version",
         pipeline_id,
     )
-    return [(r["version"], json.loads(r["snapshot"])) for r in rows]
+    return [(r["version"], r["snapshot"]) for r in rows]
 
 
 async def current(db: asyncpg.Connection, pipeline_id: int) -> tuple[int, Any]:
     row = await db.fetchrow(
         "SELECT version, pipeline_snapshot(id) AS live FROM pipelines WHERE id = $1", pipeline_id
     )
-    return row["version"], json.loads(row["live"])
+    return row["version"], row["live"]
 
 
 async def new_pipeline(make_client: ClientFactory) -> int:

@@ -56,7 +56,7 @@ async def test_broken_stored_pipeline_is_422_naming_pipeline_and_step(
     body = response.json()
     assert f"Pipeline {pipeline_id}" in body["detail"]
     assert f"step {index} ({steps[index][0]})" in body["detail"]
-    assert any(e["step_index"] == index for e in body["errors"])
+    assert any(e["index"] == index for e in body["errors"])
     for word in words:
         assert word in body["detail"], body["detail"]
     assert await count_rows(db) == before
