@@ -24,7 +24,7 @@ DETECTIONS = Counter(
 )
 STEP_DURATION = Histogram(
     "pipeline_step_duration_seconds",
-    "Time spent in one pipeline step, by step type.",
+    "Time spent in one completed pipeline step, by step type.",
     ["step"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )

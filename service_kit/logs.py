@@ -36,9 +36,9 @@ class StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 def json_formatter() -> logging.Formatter:
     return OrjsonFormatter(
-        "{levelname}{name}{message}",
+        "{levelname}{name}{process}{message}",
         style="{",
-        rename_fields={"levelname": "level", "name": "logger"},
+        rename_fields={"levelname": "level", "name": "logger", "process": "pid"},
         timestamp=True,  # ISO 8601, UTC
     )
 

@@ -10,6 +10,7 @@ import time
 import uuid
 
 import orjson
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service_kit.logs import ACCESS_LOGGER, REQUEST_ID
@@ -31,9 +32,11 @@ def _request_id(scope: Scope) -> str:
     return uuid.uuid4().hex
 
 
-def _route(scope: Scope) -> str:
-    route = scope.get("route")
-    return getattr(route, "path", None) or UNMATCHED_ROUTE
+def _route_templates(app: object) -> list[tuple[re.Pattern[str], str]]:
+    """Every documented path template of the app, as (regex, template)."""
+    openapi = getattr(app, "openapi", None)
+    paths = openapi()["paths"] if callable(openapi) else {}
+    return [(compile_path(template)[0], template) for template in paths]
 
 
 INTERNAL_ERROR = orjson.dumps(
@@ -49,6 +52,18 @@ INTERNAL_ERROR = orjson.dumps(
 class ObserveRequests:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._templates: list[tuple[re.Pattern[str], str]] | None = None
+
+    def _route(self, scope: Scope) -> str:
+        """The route template ("/results/{run_id}"): label values stay few, whatever the path."""
+        route = getattr(scope.get("route"), "path", None)
+        if route:
+            return route
+        # Answered before routing (an upload refused by its size) or by no route at all.
+        if self._templates is None:
+            self._templates = _route_templates(scope.get("app"))
+        path = scope["path"]
+        return next((t for regex, t in self._templates if regex.match(path)), UNMATCHED_ROUTE)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -87,7 +102,7 @@ class ObserveRequests:
                 await send_with_id({"type": "http.response.body", "body": INTERNAL_ERROR})
         finally:
             seconds = time.perf_counter() - started
-            observe_request(_route(scope), scope["method"], status, seconds)
+            observe_request(self._route(scope), scope["method"], status, seconds)
             log.log(
                 logging.WARNING if status >= 500 else logging.INFO,
                 "%s %s %d",

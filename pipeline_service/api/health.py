@@ -36,7 +36,7 @@ async def _check(probe: Awaitable[Any], timeout_s: float) -> str:
     except TimeoutError:
         return f"no answer within {timeout_s:g} s"
     except ServiceError as error:
-        return error.detail
+        return error.detail.split("; try again")[0].rstrip(".")  # advice is for clients
     except Exception as error:
         return f"check failed ({type(error).__name__})"
     return reason or OK
