@@ -20,7 +20,7 @@ from model_service.config import ModelSettings
 from service_kit import ops_routes
 from service_kit.logs import configure_logging
 from service_kit.metrics import forget_this_process
-from service_kit.openapi import document_problems_as_problem_json, json_example
+from service_kit.openapi import finish_openapi, json_example
 from service_kit.requests import ObserveRequests
 
 DTYPE_SIZES = {"uint8": 1, "float32": 4}
@@ -177,5 +177,5 @@ def create_app(settings: ModelSettings | None = None) -> FastAPI:
         )
         return Response(orjson.dumps({"boxes": boxes}), media_type="application/json")
 
-    document_problems_as_problem_json(app)
+    finish_openapi(app)
     return app

@@ -14,7 +14,7 @@ from pipeline_service.runtime import open_runtime
 from service_kit import ops_routes
 from service_kit.logs import configure_logging
 from service_kit.metrics import forget_this_process
-from service_kit.openapi import document_problems_as_problem_json
+from service_kit.openapi import finish_openapi
 from service_kit.requests import ObserveRequests
 
 
@@ -46,5 +46,5 @@ def create_app(
     app.include_router(results.router)
     app.include_router(health.router)
     app.include_router(ops_routes.router)
-    document_problems_as_problem_json(app)
+    finish_openapi(app)
     return app

@@ -8,6 +8,7 @@ import orjson
 
 from pipeline_service.errors import ModelBadResponse, ModelTimeout, ModelUnavailable
 from pipeline_service.pipeline.types import Box, ImagePayload
+from service_kit.logs import REQUEST_ID
 
 
 def parse_boxes(answer: Any) -> list[Box]:
@@ -71,10 +72,12 @@ class ModelClient:
                 "dtype": payload.dtype,
             }
         )
+        headers = {"content-type": "application/json"}
+        request_id = REQUEST_ID.get()
+        if request_id:  # the model service logs its side of the request under the same id
+            headers["x-request-id"] = request_id
         try:
-            response = await self._http.post(
-                "/predict", content=body, headers={"content-type": "application/json"}
-            )
+            response = await self._http.post("/predict", content=body, headers=headers)
         except httpx.TimeoutException as error:
             raise ModelTimeout(
                 f"The model service did not answer within {self.timeout_s:g} s "

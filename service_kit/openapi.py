@@ -1,4 +1,4 @@
-"""OpenAPI helpers: error answers documented as application/problem+json, with examples."""
+"""OpenAPI helpers: examples, and error answers documented as application/problem+json."""
 
 from http import HTTPStatus
 from typing import Any
@@ -7,6 +7,30 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+# FastAPI drops every None from the document it generates, examples included, so an example
+# of a nullable field would lose it. Examples made here carry this mark instead; the finished
+# document gets its nulls back (see `finish_openapi`).
+NULL_MARK = "\x00null"
+
+
+def _mark_nulls(value: Any) -> Any:
+    if value is None:
+        return NULL_MARK
+    if isinstance(value, dict):
+        return {key: _mark_nulls(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_mark_nulls(item) for item in value]
+    return value
+
+
+def _restore_nulls(value: Any) -> Any:
+    if value == NULL_MARK:
+        return None
+    if isinstance(value, dict):
+        return {key: _restore_nulls(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_restore_nulls(item) for item in value]
+    return value
 
 
 def problem_example(status: int, detail: str, slug: str | None = None, **extra: Any) -> dict:
@@ -26,7 +50,7 @@ def problem_response(
     """An entry for a route's `responses=`: the problem schema and one or more examples."""
     content: dict[str, Any] = {}
     if len(examples) == 1:
-        content["example"] = examples[0]
+        content["example"] = _mark_nulls(examples[0])
     else:
         named: dict[str, Any] = {}
         for example in examples:
@@ -35,14 +59,14 @@ def problem_response(
                 if name not in named:
                     break
                 name = f"{slug}-{n}"
-            named[name] = {"summary": example["detail"], "value": example}
+            named[name] = {"summary": example["detail"], "value": _mark_nulls(example)}
         content["examples"] = named
     return {"model": model, "description": description, "content": {PROBLEM_MEDIA_TYPE: content}}
 
 
 def json_example(example: Any, description: str | None = None) -> dict[str, Any]:
     """An entry for a route's `responses=` that adds an example to its JSON answer."""
-    entry: dict[str, Any] = {"content": {"application/json": {"example": example}}}
+    entry: dict[str, Any] = {"content": {"application/json": {"example": _mark_nulls(example)}}}
     if description:
         entry["description"] = description
     return entry
@@ -62,13 +86,15 @@ def _move_problem_schemas(document: dict[str, Any]) -> None:
                     }
 
 
-def document_problems_as_problem_json(app: FastAPI) -> None:
+def finish_openapi(app: FastAPI) -> None:
+    """Error answers documented as problem+json, and examples with their nulls."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            _move_problem_schemas(build())
-        assert app.openapi_schema is not None
+            document = _restore_nulls(build())
+            _move_problem_schemas(document)
+            app.openapi_schema = document
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

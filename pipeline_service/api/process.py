@@ -77,7 +77,14 @@ async def process_image(
     request: Request,
     image: Annotated[UploadFile, File(description="The image (JPEG, PNG...).")],
     pipeline_id_query: Annotated[
-        int | None, Query(alias="pipeline_id", ge=1, le=PG_INT_MAX, description="Pipeline id.")
+        int | None,
+        Query(
+            alias="pipeline_id",
+            ge=1,
+            le=PG_INT_MAX,
+            description="Pipeline id.",
+            openapi_examples={"car detection": {"value": 1}},
+        ),
     ] = None,
     pipeline_id_form: Annotated[
         int | None, Form(alias="pipeline_id", ge=1, le=PG_INT_MAX, description="Pipeline id.")
