@@ -55,10 +55,10 @@ def problem_response(
         named: dict[str, Any] = {}
         for example in examples:
             name = slug = example["type"].rsplit("/", 1)[-1]
-            for n in range(2, len(examples) + 1):
-                if name not in named:
-                    break
-                name = f"{slug}-{n}"
+            count = 1
+            while name in named:  # two examples of one problem type: invalid-request-2, ...
+                count += 1
+                name = f"{slug}-{count}"
             named[name] = {"summary": example["detail"], "value": _mark_nulls(example)}
         content["examples"] = named
     return {"model": model, "description": description, "content": {PROBLEM_MEDIA_TYPE: content}}

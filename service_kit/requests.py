@@ -35,7 +35,11 @@ def _request_id(scope: Scope) -> str:
 def _route_templates(app: object) -> list[tuple[re.Pattern[str], str]]:
     """Every documented path template of the app, as (regex, template)."""
     openapi = getattr(app, "openapi", None)
-    paths = openapi()["paths"] if callable(openapi) else {}
+    try:
+        paths = openapi()["paths"] if callable(openapi) else {}
+    except Exception:  # a label is not worth failing a request for
+        errors_log.exception("cannot list the app's routes for metric labels")
+        paths = {}
     return [(compile_path(template)[0], template) for template in paths]
 
 

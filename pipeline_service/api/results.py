@@ -54,9 +54,9 @@ FAILED_RUN_EXAMPLE = {
     "error": "The model service did not answer within 5 s (MODEL_TIMEOUT_S); try again later.",
     "created_at": "2026-11-21T20:48:01.004211Z",
 }
-CURSOR_EXAMPLE = (
-    "eyJ2IjoxLCJzIjoiNzkxOjc5MTo3OTAiLCJ0IjoiMjAyNi0xMS0yMVQyMDo0ODowMS4wMDQyMTErMDA6MDAiLCJp"
-    "Ijo0MSwiZiI6IjZjMmVhNDc2ZDIzNTUxMjUifQ"
+CURSOR_EXAMPLE = (  # a real one (for a listing without filters)
+    "eyJ2IjoxLCJzIjoiNzkxOjc5NTo3OTIiLCJ0IjoiMjAyNi0xMS0yMVQyMDo0ODowMS4wMDQyMTErMDA6MDAiLCJp"
+    "Ijo0MSwiZiI6IjkzMTg1MzZjN2E4Zjk3NTgifQ"
 )
 DATABASE_DOWN = problem_response(
     Problem,
