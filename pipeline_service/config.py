@@ -45,6 +45,10 @@ class Settings(BaseSettings):
         ge=1,
         description="Threads for image work (OpenCV releases the GIL).",
     )
+    log_level: str = Field("INFO", description="Level of the JSON logs on stdout.")
+    readiness_timeout_s: float = Field(
+        2.0, gt=0, description="How long GET /readyz waits for PostgreSQL and the model service."
+    )
 
     pipeline_admin_token: SecretStr | None = Field(
         None,

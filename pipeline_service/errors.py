@@ -18,6 +18,12 @@ class PipelineNotFound(ServiceError):
         self.pipeline_id = pipeline_id
 
 
+class RunNotFound(ServiceError):
+    def __init__(self, run_id: int) -> None:
+        super().__init__(f"There is no stored run with id {run_id}.")
+        self.run_id_asked = run_id
+
+
 @dataclass(frozen=True, slots=True)
 class StepProblem:
     """One thing wrong with one step (index None: with the pipeline as a whole)."""

@@ -8,6 +8,7 @@ import orjson
 
 from pipeline_service.errors import ModelBadResponse, ModelTimeout, ModelUnavailable
 from pipeline_service.pipeline.types import Box, ImagePayload
+from service_kit.logs import REQUEST_ID
 
 
 def parse_boxes(answer: Any) -> list[Box]:
@@ -50,6 +51,18 @@ class ModelClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    async def ping(self, timeout_s: float) -> str | None:
+        """None if the model service's GET /healthz answers 200, otherwise what went wrong."""
+        try:
+            response = await self._http.get("/healthz", timeout=timeout_s)
+        except httpx.TimeoutException:
+            return f"no answer from {self.base_url} within {timeout_s:g} s"
+        except httpx.TransportError as error:
+            return f"{self.base_url} cannot be reached ({type(error).__name__})"
+        if response.status_code != 200:
+            return f"{self.base_url}/healthz answered HTTP {response.status_code}"
+        return None
+
     async def detect(self, payload: ImagePayload) -> list[Box]:
         body = orjson.dumps(
             {
@@ -59,10 +72,12 @@ class ModelClient:
                 "dtype": payload.dtype,
             }
         )
+        headers = {"content-type": "application/json"}
+        request_id = REQUEST_ID.get()
+        if request_id:  # the model service logs its side of the request under the same id
+            headers["x-request-id"] = request_id
         try:
-            response = await self._http.post(
-                "/predict", content=body, headers={"content-type": "application/json"}
-            )
+            response = await self._http.post("/predict", content=body, headers=headers)
         except httpx.TimeoutException as error:
             raise ModelTimeout(
                 f"The model service did not answer within {self.timeout_s:g} s "

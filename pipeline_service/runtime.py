@@ -14,6 +14,7 @@ from pipeline_service.db.change_listener import PipelineChangeListener
 from pipeline_service.db.engine import create_engine, libpq_url
 from pipeline_service.db.pipelines import PipelineRepository
 from pipeline_service.db.runs import RunRepository
+from pipeline_service.metrics import MeteredModelClient, PrometheusRunObserver, watch_pool
 from pipeline_service.model_client import ModelClient
 from pipeline_service.pipeline.cache import PipelineCache
 from pipeline_service.pipeline.types import RunServices
@@ -26,6 +27,7 @@ class Runtime:
     pipelines: PipelineCache
     services: RunServices
     cpu_pool: ThreadPoolExecutor
+    model: ModelClient
 
 
 @asynccontextmanager
@@ -33,6 +35,7 @@ async def open_runtime(
     settings: Settings, model_transport: httpx.AsyncBaseTransport | None = None
 ) -> AsyncIterator[Runtime]:
     db = create_engine(settings.database_url, settings.db_pool_size)
+    watch_pool(db)
     cache = PipelineCache(PipelineRepository(db).load_active)
     listener = PipelineChangeListener(
         libpq_url(settings.database_url), cache.invalidate, cache.set_listening
@@ -44,10 +47,15 @@ async def open_runtime(
         transport=model_transport,
     )
     cpu_pool = ThreadPoolExecutor(settings.cpu_threads, thread_name_prefix="image")
-    services = RunServices(model, RunRepository(db), settings.max_image_pixels)
+    services = RunServices(
+        MeteredModelClient(model),
+        RunRepository(db),
+        settings.max_image_pixels,
+        PrometheusRunObserver(),
+    )
     await listener.start()
     try:
-        yield Runtime(settings, db, cache, services, cpu_pool)
+        yield Runtime(settings, db, cache, services, cpu_pool, model)
     finally:
         await listener.stop()
         await model.aclose()

@@ -20,6 +20,7 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 # Domain error -> (HTTP status, problem type slug). The first match in order wins.
 STATUS_OF: list[tuple[type[errors.ServiceError], HTTPStatus, str]] = [
     (errors.PipelineNotFound, HTTPStatus.NOT_FOUND, "pipeline-not-found"),
+    (errors.RunNotFound, HTTPStatus.NOT_FOUND, "run-not-found"),
     (errors.InvalidPipeline, HTTPStatus.UNPROCESSABLE_ENTITY, "invalid-pipeline"),
     (errors.UnsupportedImage, HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported-image"),
     (errors.ImageTooLarge, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "image-too-large"),
@@ -49,8 +50,10 @@ def _location(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "request"
 
 
-async def _service_error(_: Request, error: Exception) -> Response:
+async def _service_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, errors.ServiceError)
+    if error.run_id is not None:
+        request.state.run_id = error.run_id  # for the request's log line
     status, slug = next(
         ((status, slug) for kind, status, slug in STATUS_OF if isinstance(error, kind)),
         (HTTPStatus.INTERNAL_SERVER_ERROR, "internal-error"),

@@ -4,6 +4,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -20,6 +21,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import UserDefinedType
+
+
+class Xid8(UserDefinedType[int]):
+    """PostgreSQL's 64-bit transaction id."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **_: Any) -> str:
+        return "xid8"
 
 
 class Base(DeclarativeBase):
@@ -69,7 +80,18 @@ class PipelineVersion(Base):
 
 class ProcessingRun(Base):
     __tablename__ = "processing_runs"
-    __table_args__ = (CheckConstraint("status IN ('succeeded', 'failed')", name="status_known"),)
+    __table_args__ = (
+        CheckConstraint("status IN ('succeeded', 'failed')", name="status_known"),
+        # GET /results: newest first, by filter (migration 0003)
+        Index("ix_processing_runs_created", "created_at", "id"),
+        Index("ix_processing_runs_pipeline_created", "pipeline_id", "created_at", "id"),
+        Index(
+            "ix_processing_runs_failed_created",
+            "created_at",
+            "id",
+            postgresql_where=text("status = 'failed'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     pipeline_id: Mapped[int] = mapped_column(ForeignKey("pipelines.id"))
@@ -80,9 +102,12 @@ class ProcessingRun(Base):
     image_bytes: Mapped[int] = mapped_column(Integer)
     image_width: Mapped[int | None] = mapped_column(Integer)
     image_height: Mapped[int | None] = mapped_column(Integer)
-    timings_ms: Mapped[dict[str, Any]] = mapped_column(server_default="{}")
+    # json, not jsonb: keeps the keys in step order (migration 0003)
+    timings_ms: Mapped[dict[str, Any]] = mapped_column(JSON, server_default="{}")
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # The inserting transaction, for results paging pinned to a snapshot (migration 0003).
+    created_xid: Mapped[int | None] = mapped_column(Xid8, server_default=func.pg_current_xact_id())
 
 
 class Detection(Base):

@@ -62,8 +62,10 @@ class CompiledPipeline:
                     for keyed in stage:
                         value = await _run_io_step(keyed, value, ctx)
         except ClientInputError:
+            services.observer.run_finished(ctx, "rejected")
             raise  # the client's mistake: answered with a 4xx, nothing stored
         except Exception as error:
+            services.observer.run_finished(ctx, "failed")
             failure = error if isinstance(error, ServiceError) else StepFailed(error)
             if self.saves and ctx.run_id is None:
                 ctx.fingerprint()
@@ -71,6 +73,7 @@ class CompiledPipeline:
             if failure is error:
                 raise
             raise failure from error
+        services.observer.run_finished(ctx, "succeeded")
         return ctx
 
     @property
