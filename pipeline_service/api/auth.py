@@ -24,6 +24,12 @@ NOT_CONFIGURED = (
     "PIPELINE_ADMIN_TOKEN in the pipeline service's environment (or .env), restart it, and "
     "send the token as 'Authorization: Bearer <token>'."
 )
+MISSING_TOKEN = (
+    "Changing pipelines needs the admin token: send 'Authorization: Bearer <token>' "
+    "with the value of PIPELINE_ADMIN_TOKEN."
+)
+WRONG_TOKEN = "The bearer token is not the pipeline admin token."
+CHALLENGE = 'Bearer realm="pipelines"'
 
 
 async def require_admin(
@@ -35,14 +41,9 @@ async def require_admin(
     if expected is None:
         raise HTTPException(403, NOT_CONFIGURED)
     if credentials is None:
-        raise HTTPException(
-            401,
-            "Changing pipelines needs the admin token: send 'Authorization: Bearer <token>' "
-            "with the value of PIPELINE_ADMIN_TOKEN.",
-            headers={"WWW-Authenticate": 'Bearer realm="pipelines"'},
-        )
+        raise HTTPException(401, MISSING_TOKEN, headers={"WWW-Authenticate": CHALLENGE})
     # Bytes, so a non-ASCII token is compared too (compare_digest refuses non-ASCII str).
     if not secrets.compare_digest(
         credentials.credentials.encode(), expected.get_secret_value().encode()
     ):
-        raise HTTPException(403, "The bearer token is not the pipeline admin token.")
+        raise HTTPException(403, WRONG_TOKEN)

@@ -1,14 +1,13 @@
 """POST /pipelines/preview: see what a definition does to an image before saving it."""
 
-import json
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
+from pipeline_service.api import pipelines_docs as docs
 from pipeline_service.api.pipeline_schemas import PreviewDefinition, PreviewOut
-from pipeline_service.api.schemas import Problem
 from pipeline_service.config import PG_INT_MAX
 from pipeline_service.errors import InvalidPipeline
 from pipeline_service.pipeline.compiler import check_steps
@@ -19,20 +18,7 @@ from pipeline_service.runtime import Runtime
 
 router = APIRouter(tags=["pipelines"])
 
-PROBLEM = {"model": Problem, "content": {"application/problem+json": {}}}
 DRAFT = PipelineRef(id=0, version=0, name="preview")
-DEFINITION_EXAMPLE = json.dumps(
-    {
-        "steps": [
-            {"type": "decode"},
-            {"type": "crop", "params": {"x": 0, "y": 0, "w": 640, "h": 360}},
-            {"type": "gaussian_blur", "params": {"kernel_size": 5}},
-            {"type": "resize", "params": {"width": 320, "height": 320}},
-            {"type": "base64"},
-            {"type": "detect"},
-        ]
-    }
-)
 
 
 def _definition_errors(error: ValidationError) -> RequestValidationError:
@@ -77,11 +63,14 @@ def _compile(definition: str) -> CompiledPipeline:
         "Nothing is sent to the model and nothing is stored."
     ),
     response_model=PreviewOut,
+    openapi_extra=docs.PREVIEW_FORM,
     responses={
-        404: {**PROBLEM, "description": "No active pipeline with that pipeline_id."},
-        413: {**PROBLEM, "description": "Upload or image larger than the configured limit."},
-        415: {**PROBLEM, "description": "The file is not a decodable image."},
-        422: {**PROBLEM, "description": "Invalid definition (`errors` lists every problem)."},
+        200: docs.PREVIEWED,
+        404: docs.PREVIEW_NOT_FOUND,
+        413: docs.PREVIEW_TOO_LARGE,
+        415: docs.PREVIEW_NOT_AN_IMAGE,
+        422: docs.PREVIEW_INVALID,
+        503: docs.DATABASE_DOWN,
     },
 )
 async def preview_pipeline(
@@ -92,11 +81,12 @@ async def preview_pipeline(
         Form(
             description='Pipeline definition as JSON: {"steps": [{"type": ..., '
             '"params": {...}}, ...]}.',
-            examples=[DEFINITION_EXAMPLE],
+            examples=[docs.PREVIEW_DEFINITION],
         ),
     ] = None,
     pipeline_id: Annotated[
-        int | None, Form(ge=1, le=PG_INT_MAX, description="Or: preview a stored pipeline.")
+        int | None,
+        Form(ge=1, le=PG_INT_MAX, description="Or: preview a stored pipeline.", examples=[1]),
     ] = None,
 ) -> PreviewOut:
     runtime: Runtime = request.app.state.runtime
