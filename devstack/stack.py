@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from devstack.embedded_postgres import EmbeddedPostgres
 from devstack.errors import StackError
@@ -93,8 +94,6 @@ def run_stack(options: StackOptions, gate: SignalGate, say: Say) -> None:
             stack.callback(service.stop)  # stopped in reverse: pipeline, model, PostgreSQL
             service.start(gate)
         _wait_until_ready(services, options.startup_timeout_s)
-        say(f"model service    {model_url}  (docs {model_url}/docs)")
-        say(f"pipeline service {pipeline_url}  (Swagger UI {pipeline_url}/docs)")
         say(
             f"ready: pipeline service {pipeline_url} (Swagger UI {pipeline_url}/docs), "
             f"model service {model_url}. Ctrl-C stops everything."
@@ -182,4 +181,7 @@ def _local(host: str) -> str:
 
 
 def _masked(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "…@" + url.rpartition("@")[2]  # not a URL SQLAlchemy reads; the migration says why
