@@ -49,7 +49,11 @@ def port_is_free(port: int) -> bool:
 
 
 def launch_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PIPELINE_WORKERS")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "PIPELINE_WORKERS", "MODEL_WORKERS")
+    }
     return {**env, **extra}
 
 
