@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint run bench migrate clean
+.PHONY: install test lint run psql bench migrate clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,14 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# The whole stack until Ctrl-C (see README "Run it"); e.g. make run ARGS='--pipeline-port 8080'
+run: $(STAMP)
+	$(BIN)/python -m devstack $(ARGS)
+
+# psql on the stack's database (the embedded one, or DATABASE_URL)
+psql: $(STAMP)
+	$(BIN)/python -m devstack.psql $(ARGS)
 
 migrate: $(STAMP)
 	$(BIN)/python -m pipeline_service.db.migrate
