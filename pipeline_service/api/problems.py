@@ -1,6 +1,7 @@
 """Every error answer is application/problem+json (RFC 9457): type, title, status, detail."""
 
 import logging
+import math
 from http import HTTPStatus
 from typing import Any
 
@@ -21,8 +22,10 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 STATUS_OF: list[tuple[type[errors.ServiceError], HTTPStatus, str]] = [
     (errors.PipelineNotFound, HTTPStatus.NOT_FOUND, "pipeline-not-found"),
     (errors.InvalidPipeline, HTTPStatus.UNPROCESSABLE_ENTITY, "invalid-pipeline"),
+    (errors.IdempotencyConflict, HTTPStatus.CONFLICT, "idempotency-key-reused"),
     (errors.UnsupportedImage, HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported-image"),
     (errors.ImageTooLarge, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "image-too-large"),
+    (errors.ModelCircuitOpen, HTTPStatus.SERVICE_UNAVAILABLE, "model-circuit-open"),
     (errors.ModelUnavailable, HTTPStatus.SERVICE_UNAVAILABLE, "model-unavailable"),
     (errors.ModelTimeout, HTTPStatus.GATEWAY_TIMEOUT, "model-timeout"),
     (errors.ModelBadResponse, HTTPStatus.BAD_GATEWAY, "model-bad-response"),
@@ -61,7 +64,10 @@ async def _service_error(_: Request, error: Exception) -> Response:
         extra["errors"] = [p.as_dict() for p in error.problems]
     if status >= 500:
         log.warning("%s: %s", type(error).__name__, error.detail, exc_info=error.__cause__)
-    return problem(status, error.detail, slug, **extra)
+    response = problem(status, error.detail, slug, **extra)
+    if error.retry_after_s is not None:
+        response.headers["Retry-After"] = str(max(1, math.ceil(error.retry_after_s)))
+    return response
 
 
 async def _validation_error(_: Request, error: Exception) -> Response:

@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, Header, Query, Request, Response, UploadFile
 from fastapi.exceptions import RequestValidationError
 
 from pipeline_service.api.schemas import Problem, ProcessResult
@@ -12,6 +12,14 @@ from pipeline_service.runtime import Runtime
 router = APIRouter()
 
 PROBLEM = {"model": Problem, "content": {"application/problem+json": {}}}
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "schema": {"type": "integer"},
+    }
+}
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]+$"  # visible ASCII, no spaces
+REPLAYED_HEADER = "Idempotent-Replayed"
 
 
 def _pipeline_id(from_query: int | None, from_form: int | None) -> int:
@@ -49,14 +57,20 @@ def _pipeline_id(from_query: int | None, from_form: int | None) -> int:
         404: {**PROBLEM, "description": "No active pipeline with that id."},
         413: {**PROBLEM, "description": "Upload or image larger than the configured limit."},
         415: {**PROBLEM, "description": "The file is not a decodable image."},
+        409: {**PROBLEM, "description": "Idempotency-Key already used for another request."},
         422: {**PROBLEM, "description": "Missing or invalid field, or a broken pipeline."},
         502: {**PROBLEM, "description": "The model service answered garbage (run stored)."},
-        503: {**PROBLEM, "description": "Model service or database unreachable."},
+        503: {
+            **PROBLEM,
+            "description": "Model service or database unreachable (see Retry-After).",
+            "headers": RETRY_AFTER,
+        },
         504: {**PROBLEM, "description": "The model service was too slow (run stored)."},
     },
 )
 async def process_image(
     request: Request,
+    response: Response,
     image: Annotated[UploadFile, File(description="The image (JPEG, PNG...).")],
     pipeline_id_query: Annotated[
         int | None, Query(alias="pipeline_id", ge=1, le=PG_INT_MAX, description="Pipeline id.")
@@ -64,10 +78,38 @@ async def process_image(
     pipeline_id_form: Annotated[
         int | None, Form(alias="pipeline_id", ge=1, le=PG_INT_MAX, description="Pipeline id.")
     ] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=255,
+            pattern=IDEMPOTENCY_KEY_PATTERN,
+            description="Any unique string (e.g. a UUID) per logical request: a retry with the "
+            "same key, pipeline and image answers the first run instead of running again.",
+        ),
+    ] = None,
 ) -> ProcessResult:
     runtime: Runtime = request.app.state.runtime
     pipeline_id = _pipeline_id(pipeline_id_query, pipeline_id_form)
-    pipeline = await runtime.pipelines.get(pipeline_id)
     data = await image.read()
-    ctx = await pipeline.run(data, runtime.services, runtime.cpu_pool)
+    claim, image_sha256 = None, None
+    if idempotency_key is not None:
+        claim, image_sha256 = await runtime.idempotency.claim_for(
+            idempotency_key, pipeline_id, data, runtime.cpu_pool
+        )
+        earlier = await runtime.idempotency.earlier_run(claim)
+        if earlier is not None:
+            response.headers[REPLAYED_HEADER] = "true"
+            return ProcessResult.of_stored(earlier)
+    pipeline = await runtime.pipelines.get(pipeline_id)
+    ctx = await pipeline.run(
+        data, runtime.services, runtime.cpu_pool, idempotency=claim, image_sha256=image_sha256
+    )
+    if ctx.replayed and ctx.run_id is not None:
+        # a request with the same key was stored first while this one ran
+        stored = await runtime.idempotency.stored_run(ctx.run_id)
+        if stored is not None:
+            response.headers[REPLAYED_HEADER] = "true"
+            return ProcessResult.of_stored(stored)
     return ProcessResult.of(ctx)

@@ -63,6 +63,17 @@ class RunServices:
     max_image_pixels: int
 
 
+@dataclass(frozen=True, slots=True)
+class IdempotencyClaim:
+    """Bind the run this request stores to `key`, unless the key already stands for a run:
+    then the save step answers that run instead (`RunContext.replayed`)."""
+
+    key: str
+    pipeline_id: int
+    request_sha256: str
+    ttl_s: int
+
+
 @dataclass(slots=True)
 class RunContext:
     pipeline: "PipelineRef"
@@ -74,6 +85,8 @@ class RunContext:
     detections: list[Box] | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
     run_id: int | None = None
+    idempotency: IdempotencyClaim | None = None
+    replayed: bool = False  # run_id is an earlier run with the same Idempotency-Key
 
     def fingerprint(self) -> None:
         if self.image_sha256 is None:
