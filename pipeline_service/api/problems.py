@@ -70,9 +70,25 @@ async def _service_error(_: Request, error: Exception) -> Response:
     return response
 
 
+# Validation messages that speak Python rather than English, by (field, pydantic error type).
+SEND_IMAGE = "send the picture as a multipart/form-data file field named 'image'"
+PLAIN_MESSAGES = {
+    ("image", "missing"): f"Field required; {SEND_IMAGE}",
+    ("image", "value_error"): f"a text value is not a file; {SEND_IMAGE}",
+    ("Idempotency-Key", "string_pattern_mismatch"): (
+        "use visible ASCII characters only, no spaces (a UUID is a good key)"
+    ),
+}
+
+
+def _issue(e: Any) -> dict[str, str]:
+    field = _location(tuple(e["loc"]))
+    return {"field": field, "message": PLAIN_MESSAGES.get((field, e["type"]), e["msg"])}
+
+
 async def _validation_error(_: Request, error: Exception) -> Response:
     assert isinstance(error, RequestValidationError)
-    issues = [{"field": _location(tuple(e["loc"])), "message": e["msg"]} for e in error.errors()]
+    issues = [_issue(e) for e in error.errors()]
     detail = "; ".join(f"{i['field']}: {i['message']}" for i in issues) + "."
     return problem(422, detail, "invalid-request", errors=issues)
 
