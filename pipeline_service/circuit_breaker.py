@@ -94,7 +94,7 @@ class CircuitBreaker:
         """Guard one call: raises CircuitOpen instead of running it while the circuit is open.
 
         An exception for which `is_failure` is true counts against the dependency; any other
-        exception (cancellation, a 4xx answer...) neither counts nor closes the circuit.
+        (a cancellation, say) neither counts nor closes the circuit. A normal exit is a success.
         """
         if not self._allow():
             raise CircuitOpen(self.retry_after_s())

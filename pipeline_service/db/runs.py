@@ -99,19 +99,21 @@ class RunRepository:
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
         return await asyncio.shield(task)
 
-    async def _insert_success(self, ctx: RunContext) -> int:
+    async def _insert_success(self, ctx: RunContext, attempts: int = 3) -> int:
         claim = ctx.idempotency
-        try:
-            return await self._insert(ctx, status="succeeded", error=None)
-        except _KeyTaken:
-            assert claim is not None
-        # Another request with this key committed first: answer its run, store nothing.
-        record = await self._keys.find(claim.key)
-        if record is None:  # it expired or was purged in between: the key is free again
-            return await self._insert(ctx, status="succeeded", error=None)
-        ensure_same_request(claim, record)
-        ctx.replayed = True
-        return record.run_id
+        for _ in range(attempts):
+            try:
+                return await self._insert(ctx, status="succeeded", error=None)
+            except _KeyTaken:
+                assert claim is not None
+            # Another request with this key committed first: answer its run, store nothing.
+            record = await self._keys.find(claim.key)
+            if record is not None:
+                ensure_same_request(claim, record)
+                ctx.replayed = True
+                return record.run_id
+            # it expired (or was purged) in between: the key is free again, try once more
+        raise RuntimeError(f"could not claim idempotency key {claim!r}")
 
     async def _insert(self, ctx: RunContext, status: str, error: str | None) -> int:
         assert ctx.image_sha256 is not None
