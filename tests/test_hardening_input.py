@@ -10,6 +10,7 @@ import cv2
 import httpx
 import pytest
 
+from pipeline_service.pipeline.jpeg import jpeg_is_complete
 from tests.conftest import ClientFactory, count_rows, jpeg_bytes
 from tests.hardening_support import (
     encode,
@@ -295,3 +296,12 @@ async def test_accepted_image_variant_is_processed(
         height,
         len(data),
     )
+
+
+def test_truncation_check_tells_complete_from_cut_jpegs() -> None:
+    progressive = encode(photo(), ".jpg", cv2.IMWRITE_JPEG_PROGRESSIVE, 1)
+    for data in (JPEG, progressive, pil_jpeg("CMYK"), jpeg_with_exif_orientation(6)):
+        assert jpeg_is_complete(data)
+        assert jpeg_is_complete(data + b"\0\0 trailing bytes some cameras add")
+        for cut in (len(data) // 3, len(data) // 2, len(data) - 2):
+            assert not jpeg_is_complete(data[:cut])

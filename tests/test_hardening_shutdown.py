@@ -10,15 +10,19 @@ from pathlib import Path
 import httpx
 import pytest
 
+from pipeline_service.config import asyncpg_url
+from pipeline_service.db.engine import create_engine
+from pipeline_service.db.runs import RunRepository
+from pipeline_service.pipeline.definition import PipelineRef
+from pipeline_service.pipeline.types import Box, RunContext, RunServices
 from tests.hardening_support import model_env, unique_jpeg, uvicorn_server
-
-pytestmark = pytest.mark.subprocess
 
 REQUESTS = 160
 LAUNCH_EVERY_S = 0.01
 SIGTERM_AFTER = 70  # requests launched before the signal
 
 
+@pytest.mark.subprocess
 async def test_sigterm_under_load_loses_and_half_writes_nothing(
     database_url: str, db, tmp_path: Path
 ) -> None:
@@ -90,3 +94,33 @@ async def test_sigterm_under_load_loses_and_half_writes_nothing(
         assert row["car_detected"] == body["car_detected"]
         assert row["boxes"] == (1 if row["car_detected"] else 0)  # not half written
     assert by_sha == {}, "a request that got no answer left a run behind"
+
+
+async def test_a_started_run_write_finishes_even_if_its_request_is_cancelled(
+    database_url: str, db
+) -> None:
+    engine = create_engine(asyncpg_url(database_url), pool_size=2)
+    runs = RunRepository(engine)
+    image = unique_jpeg(60_000)
+    ctx = RunContext(
+        pipeline=PipelineRef(1, 1, "car-detection"),
+        data=image,
+        services=RunServices(model=None, recorder=runs, max_image_pixels=1),  # type: ignore[arg-type]
+        image_sha256=hashlib.sha256(image).hexdigest(),
+        detections=[Box(1, 2, 3, 4, 0.5, 1)],
+    )
+    try:
+        request = asyncio.create_task(runs.record_success(ctx))
+        await asyncio.sleep(0.001)  # the write has started
+        request.cancel()  # e.g. a graceful-shutdown deadline cancels the request
+        with pytest.raises(asyncio.CancelledError):
+            await request
+        await runs.drain(timeout_s=10)  # what the app's shutdown does before closing the pool
+    finally:
+        await engine.dispose()
+    rows = await db.fetch(
+        "SELECT r.status, count(d.id) AS boxes FROM processing_runs r "
+        "LEFT JOIN detections d ON d.run_id = r.id WHERE r.image_sha256 = $1 GROUP BY r.id",
+        ctx.image_sha256,
+    )
+    assert [(r["status"], r["boxes"]) for r in rows] == [("succeeded", 1)]
