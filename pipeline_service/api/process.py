@@ -5,13 +5,13 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Header, Query, Request, Response, UploadFile
 from fastapi.exceptions import RequestValidationError
 
-from pipeline_service.api.schemas import Problem, ProcessResult
+from pipeline_service.api.schemas import PROBLEM_RESPONSE, ProcessResult
 from pipeline_service.config import PG_INT_MAX
 from pipeline_service.runtime import Runtime
 
 router = APIRouter()
 
-PROBLEM = {"model": Problem, "content": {"application/problem+json": {}}}
+PROBLEM = PROBLEM_RESPONSE
 RETRY_AFTER = {
     "Retry-After": {
         "description": "Seconds to wait before trying again.",
