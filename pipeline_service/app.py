@@ -7,8 +7,8 @@ import httpx
 from fastapi import FastAPI
 
 from pipeline_service.api import process
+from pipeline_service.api.openapi_problems import document_problems
 from pipeline_service.api.problems import install_problem_handlers
-from pipeline_service.api.schemas import PROBLEM_RESPONSE
 from pipeline_service.api.upload_limit import UploadLimit
 from pipeline_service.config import Settings, get_settings
 from pipeline_service.runtime import open_runtime
@@ -30,10 +30,9 @@ def create_app(
         description="Runs an uploaded image through a pipeline stored in PostgreSQL.",
         version="0.1.0",
         lifespan=lifespan,
-        # any route with a body can meet a malformed one (a broken multipart body): a 400 problem
-        responses={400: {**PROBLEM_RESPONSE, "description": "The request body is malformed."}},
     )
     install_problem_handlers(app)
+    document_problems(app)
     app.add_middleware(UploadLimit, max_bytes=settings.max_upload_bytes)
     app.include_router(process.router)
     return app
