@@ -3,6 +3,7 @@ application/problem+json, including FastAPI's automatic 422 (which FastAPI docum
 `HTTPValidationError`), and the 400 of a malformed body and the 413 of the upload limit, which
 no route declares itself."""
 
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI
@@ -10,12 +11,43 @@ from fastapi import FastAPI
 from pipeline_service.api.problems import PROBLEM_MEDIA_TYPE
 from pipeline_service.api.schemas import Problem
 
-PROBLEM_CONTENT = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
 FASTAPI_422 = "#/components/schemas/HTTPValidationError"
+
+
+def _problem(status: int, slug: str, detail: str, **extra: Any) -> dict[str, Any]:
+    title = HTTPStatus(status).phrase
+    example = {"type": f"/problems/{slug}", "title": title, "status": status, "detail": detail}
+    return {
+        PROBLEM_MEDIA_TYPE: {
+            "schema": {"$ref": "#/components/schemas/Problem"},
+            "example": {**example, **extra},
+        }
+    }
+
+
+INVALID = {
+    "description": "A parameter or the body is invalid (each problem is listed).",
+    "content": _problem(
+        422,
+        "invalid-request",
+        "limit: Input should be less than or equal to 100.",
+        errors=[{"field": "limit", "message": "Input should be less than or equal to 100"}],
+    ),
+}
 # Any route with a body can meet these before its own code runs.
 BODY_ERRORS = {
-    "400": "The body is malformed (e.g. a broken multipart body).",
-    "413": "The body is larger than MAX_UPLOAD_BYTES.",
+    "400": {
+        "description": "The body is malformed (e.g. a broken multipart body).",
+        "content": _problem(400, "bad-request", "Invalid multipart data."),
+    },
+    "413": {
+        "description": "The body is larger than MAX_UPLOAD_BYTES.",
+        "content": _problem(
+            413,
+            "upload-too-large",
+            "The upload is larger than 20971520 bytes (MAX_UPLOAD_BYTES).",
+        ),
+    },
 }
 
 
@@ -25,13 +57,10 @@ def _fix_operation(operation: dict[str, Any]) -> None:
     if invalid is not None:
         schemas = [media.get("schema", {}) for media in invalid.get("content", {}).values()]
         if any(schema.get("$ref") == FASTAPI_422 for schema in schemas):
-            responses["422"] = {
-                "description": "A parameter or the body is invalid (each problem is listed).",
-                "content": PROBLEM_CONTENT,
-            }
+            responses["422"] = INVALID
     if "requestBody" in operation:
-        for status, description in BODY_ERRORS.items():
-            responses.setdefault(status, {"description": description, "content": PROBLEM_CONTENT})
+        for status, entry in BODY_ERRORS.items():
+            responses.setdefault(status, entry)
 
 
 def document_problems(app: FastAPI) -> None:

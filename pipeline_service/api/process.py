@@ -87,6 +87,7 @@ async def process_image(
             pattern=IDEMPOTENCY_KEY_PATTERN,
             description="Any unique string (e.g. a UUID) per logical request: a retry with the "
             "same key, pipeline and image answers the first run instead of running again.",
+            openapi_examples={"a UUID": {"value": "0b6f5c1e-8d3a-4f7e-9a51-2c4d7e8f9a10"}},
         ),
     ] = None,
 ) -> ProcessResult:
