@@ -3,7 +3,7 @@
 import os
 from functools import lru_cache
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PG_INT_MAX = 2_147_483_647
@@ -60,6 +60,20 @@ class Settings(BaseSettings):
         ge=1,
         description="Threads for image work (OpenCV releases the GIL).",
     )
+    log_level: str = Field("INFO", description="Level of the JSON logs on stdout.")
+    readiness_timeout_s: float = Field(
+        2.0, gt=0, description="How long GET /readyz waits for PostgreSQL and the model service."
+    )
+
+    pipeline_admin_token: SecretStr | None = Field(
+        None,
+        description="Bearer token that may change pipelines; unset: changes are refused.",
+    )
+
+    @field_validator("pipeline_admin_token")
+    @classmethod
+    def _blank_token_is_none(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value is not None and value.get_secret_value().strip() else None
 
     @field_validator("database_url")
     @classmethod

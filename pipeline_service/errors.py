@@ -14,9 +14,15 @@ class ServiceError(Exception):
 
 
 class PipelineNotFound(ServiceError):
-    def __init__(self, pipeline_id: int) -> None:
-        super().__init__(f"There is no active pipeline with id {pipeline_id}.")
+    def __init__(self, pipeline_id: int, detail: str | None = None) -> None:
+        super().__init__(detail or f"There is no active pipeline with id {pipeline_id}.")
         self.pipeline_id = pipeline_id
+
+
+class RunNotFound(ServiceError):
+    def __init__(self, run_id: int) -> None:
+        super().__init__(f"There is no stored run with id {run_id}.")
+        self.run_id_asked = run_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +67,10 @@ class ImageTooLarge(ClientInputError):
 
 class IdempotencyConflict(ClientInputError):
     """An Idempotency-Key already stands for a different request."""
+
+
+class ImageDoesNotFit(ClientInputError):
+    """The image is too small for a step's parameters (e.g. a crop region outside it)."""
 
 
 class ModelServiceError(ServiceError):

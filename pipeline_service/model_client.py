@@ -17,6 +17,7 @@ from pipeline_service.errors import (
     ModelUnavailable,
 )
 from pipeline_service.pipeline.types import Box, ImagePayload
+from service_kit.logs import REQUEST_ID
 
 
 def parse_boxes(answer: Any) -> list[Box]:
@@ -73,6 +74,18 @@ class ModelClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    async def ping(self, timeout_s: float) -> str | None:
+        """None if the model service's GET /healthz answers 200, otherwise what went wrong."""
+        try:
+            response = await self._http.get("/healthz", timeout=timeout_s)
+        except httpx.TimeoutException:
+            return f"no answer from {self.base_url} within {timeout_s:g} s"
+        except httpx.TransportError as error:
+            return f"{self.base_url} cannot be reached ({type(error).__name__})"
+        if response.status_code != 200:
+            return f"{self.base_url}/healthz answered HTTP {response.status_code}"
+        return None
+
     async def detect(self, payload: ImagePayload) -> list[Box]:
         body = orjson.dumps(
             {
@@ -82,9 +95,13 @@ class ModelClient:
                 "dtype": payload.dtype,
             }
         )
+        headers = {"content-type": "application/json"}
+        request_id = REQUEST_ID.get()
+        if request_id:  # the model service logs its side of the request under the same id
+            headers["x-request-id"] = request_id
         try:
             with self.breaker.call(_counts_against_model):
-                response = await self._post_within_deadline(body)
+                response = await self._post_within_deadline(body, headers)
                 if response.status_code >= 500:
                     raise ModelBadResponse(
                         f"The model service answered HTTP {response.status_code} instead of "
@@ -111,12 +128,12 @@ class ModelClient:
                 f"The model service answered something that is not a list of boxes: {error}."
             ) from error
 
-    async def _post_within_deadline(self, body: bytes) -> httpx.Response:
+    async def _post_within_deadline(self, body: bytes, headers: dict[str, str]) -> httpx.Response:
         """The whole call, retries and pauses included, gets MODEL_TIMEOUT_S; a timeout is
         never retried (the model may still be working on it)."""
         try:
             async with asyncio.timeout(self.timeout_s):
-                return await self._post(body)
+                return await self._post(body, headers)
         except (TimeoutError, httpx.TimeoutException) as error:
             raise ModelTimeout(
                 f"The model service did not answer within {self.timeout_s:g} s "
@@ -128,14 +145,12 @@ class ModelClient:
                 f"({type(error).__name__}); try again later."
             ) from error
 
-    async def _post(self, body: bytes) -> httpx.Response:
+    async def _post(self, body: bytes, headers: dict[str, str]) -> httpx.Response:
         """POST /predict; a refused connection (the request was never sent) is retried."""
         pauses = backoff_delays(self.connect_retries, self.retry_backoff_s)
         for pause in [*pauses, None]:
             try:
-                return await self._http.post(
-                    "/predict", content=body, headers={"content-type": "application/json"}
-                )
+                return await self._http.post("/predict", content=body, headers=headers)
             except httpx.ConnectError:
                 if pause is None:
                     raise

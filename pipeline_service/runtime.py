@@ -18,6 +18,7 @@ from pipeline_service.db.idempotency import IdempotencyRepository
 from pipeline_service.db.pipelines import PipelineRepository
 from pipeline_service.db.runs import RunRepository
 from pipeline_service.idempotency import IdempotentRequests
+from pipeline_service.metrics import MeteredModelClient, PrometheusRunObserver, watch_pool
 from pipeline_service.model_client import ModelClient
 from pipeline_service.pipeline.cache import PipelineCache
 from pipeline_service.pipeline.types import RunServices
@@ -30,6 +31,7 @@ class Runtime:
     pipelines: PipelineCache
     services: RunServices
     cpu_pool: ThreadPoolExecutor
+    model: ModelClient
     idempotency: IdempotentRequests
 
 
@@ -38,6 +40,7 @@ async def open_runtime(
     settings: Settings, model_transport: httpx.AsyncBaseTransport | None = None
 ) -> AsyncIterator[Runtime]:
     db = create_engine(settings.database_url, settings.db_pool_size)
+    watch_pool(db)
     cache = PipelineCache(PipelineRepository(db).load_active)
     listener = PipelineChangeListener(
         libpq_url(settings.database_url), cache.invalidate, cache.set_listening
@@ -52,12 +55,17 @@ async def open_runtime(
     )
     cpu_pool = ThreadPoolExecutor(settings.cpu_threads, thread_name_prefix="image")
     runs = RunRepository(db)
-    services = RunServices(model, runs, settings.max_image_pixels)
+    services = RunServices(
+        MeteredModelClient(model),
+        runs,
+        settings.max_image_pixels,
+        PrometheusRunObserver(),
+    )
     idempotency = IdempotentRequests(IdempotencyRepository(db), runs, settings.idempotency_ttl_s)
     await listener.start()
     purge = asyncio.create_task(idempotency.purge_forever(), name="idempotency-purge")
     try:
-        yield Runtime(settings, db, cache, services, cpu_pool, idempotency)
+        yield Runtime(settings, db, cache, services, cpu_pool, model, idempotency)
     finally:
         purge.cancel()
         await runs.drain(settings.shutdown_drain_s)  # runs still being written get finished

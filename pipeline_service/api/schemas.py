@@ -99,10 +99,3 @@ class Problem(BaseModel):
     status: int
     detail: str
     run_id: int | None = Field(None, description="Present when a failed run was recorded.")
-
-
-# For `responses=`: the body is a Problem, sent as application/problem+json.
-PROBLEM_RESPONSE = {
-    "model": Problem,
-    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
-}

@@ -54,6 +54,17 @@ class RunRecorder(Protocol):
     async def record_failure(self, ctx: "RunContext", error: str) -> int: ...
 
 
+class RunObserver(Protocol):
+    """Told how each run ended: "succeeded", "failed" or "rejected" (the client's input)."""
+
+    def run_finished(self, ctx: "RunContext", status: str) -> None: ...
+
+
+class Unobserved:
+    def run_finished(self, ctx: "RunContext", status: str) -> None:
+        pass
+
+
 @dataclass(frozen=True, slots=True)
 class RunServices:
     """What steps may use beyond their input: the model, the database, the limits."""
@@ -61,6 +72,7 @@ class RunServices:
     model: ModelClientProtocol
     recorder: RunRecorder
     max_image_pixels: int
+    observer: RunObserver = field(default_factory=Unobserved)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,8 +5,8 @@ import io
 from typing import Literal
 
 import cv2
-import imagesize
 import numpy as np
+from PIL import Image
 from pydantic import Field
 
 from pipeline_service.errors import ImageTooLarge, UnsupportedImage
@@ -18,12 +18,17 @@ ACCEPTED_FORMATS = "JPEG, PNG, WebP, BMP or TIFF"
 MAX_SIDE = 16384
 
 
-def _header_size(data: bytes) -> tuple[int, int]:
-    """Width and height from the file header, without decoding pixels; (-1, -1) if unknown."""
+# Pillow only reads headers here; the pixel limit is ours (MAX_IMAGE_PIXELS), not Pillow's.
+Image.MAX_IMAGE_PIXELS = None
+
+
+def _header_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height from the file header, without decoding pixels; None if unreadable."""
     try:
-        return imagesize.get(io.BytesIO(data))  # BytesIO shares the buffer, no copy
-    except Exception:  # a malformed header is reported by the decoder below
-        return -1, -1
+        with Image.open(io.BytesIO(data)) as header:  # BytesIO shares the buffer, no copy
+            return header.size
+    except Exception:  # not a format Pillow knows, or a broken header: OpenCV decides below
+        return None
 
 
 class DecodeParams(StepParams):
@@ -44,9 +49,10 @@ class Decode(CpuStep):
     def apply(self, value: bytes, ctx: RunContext) -> np.ndarray:
         if not value:
             raise UnsupportedImage(f"The uploaded file is empty; send a {ACCEPTED_FORMATS} image.")
-        width, height = _header_size(value)
+        size = _header_size(value)
         limit = ctx.services.max_image_pixels
-        if width > 0 and height > 0 and width * height > limit:
+        if size is not None and size[0] * size[1] > limit:
+            width, height = size
             raise ImageTooLarge(
                 f"The image is {width}x{height} = {width * height} pixels; the limit is "
                 f"{limit} pixels (MAX_IMAGE_PIXELS)."
@@ -146,7 +152,7 @@ class Base64(CpuStep):
         if encoding == "raw":
             raw: bytes | np.ndarray = np.ascontiguousarray(value)
         else:
-            if encoding == "jpeg" and value.dtype != np.uint8:
+            if value.dtype != np.uint8:  # float32 0..1 from normalize; PNG/JPEG want 8 bits
                 value = cv2.convertScaleAbs(value, alpha=255.0)
             options = (
                 [cv2.IMWRITE_JPEG_QUALITY, self.params.jpeg_quality] if encoding == "jpeg" else []
