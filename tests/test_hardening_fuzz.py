@@ -57,6 +57,12 @@ def pipeline_server(
         yield server
 
 
+def _refused_by_uvicorn(response) -> bool:
+    """uvicorn answers a request it cannot even parse (e.g. a request line of 100 kB) with a
+    bare 400 before the app sees it: the server's limit, not the API's answer."""
+    return response.status_code == 400 and response.content == b"Invalid HTTP request received."
+
+
 def fuzz(server: Server, mode: GenerationMode) -> list[str]:
     """Every operation of the server's OpenAPI document, EXAMPLES cases each; returns their
     labels (the checks fail the test on the first bad answer)."""
@@ -68,7 +74,10 @@ def fuzz(server: Server, mode: GenerationMode) -> list[str]:
         @given(case=operation.as_strategy(generation_mode=mode))
         @FUZZ
         def call(case) -> None:
-            case.call_and_validate(checks=CHECKS)
+            response = case.call()
+            if _refused_by_uvicorn(response):
+                return
+            case.validate_response(response, checks=CHECKS)
 
         try:
             call()
