@@ -172,6 +172,9 @@ def create_app(settings: ModelSettings | None = None) -> FastAPI:
             await asyncio.sleep(settings.latency_ms / 1000)
         if settings.failure_rate and rng.random() < settings.failure_rate:
             return _problem(500, "Internal Server Error", "Simulated failure (MODEL_FAILURE_RATE).")
+        if settings.bad_answer_rate and rng.random() < settings.bad_answer_rate:
+            body = b'{"boxes": "simulated bad answer (MODEL_BAD_ANSWER_RATE)"}'
+            return Response(body, media_type="application/json")
         boxes: list[Any] = (
             [list(settings.box)] if rng.random() < settings.detection_probability else []
         )

@@ -10,6 +10,7 @@ class ServiceError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.run_id: int | None = None  # set when a failed run was recorded
+        self.retry_after_s: float | None = None  # answered as a Retry-After header when set
 
 
 class PipelineNotFound(ServiceError):
@@ -64,6 +65,10 @@ class ImageTooLarge(ClientInputError):
     """The image declares more pixels than allowed."""
 
 
+class IdempotencyConflict(ClientInputError):
+    """An Idempotency-Key already stands for a different request."""
+
+
 class ImageDoesNotFit(ClientInputError):
     """The image is too small for a step's parameters (e.g. a crop region outside it)."""
 
@@ -74,6 +79,14 @@ class ModelServiceError(ServiceError):
 
 class ModelUnavailable(ModelServiceError):
     pass
+
+
+class ModelCircuitOpen(ModelUnavailable):
+    """The model service failed repeatedly; calls fail fast until a trial call succeeds."""
+
+    def __init__(self, detail: str, retry_after_s: float) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
 
 
 class ModelTimeout(ModelServiceError):
@@ -93,3 +106,7 @@ class StepFailed(ServiceError):
 
 class DatabaseUnavailable(ServiceError):
     """PostgreSQL cannot be reached right now."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.retry_after_s = 1.0  # the pool reconnects by itself once it is back

@@ -1,6 +1,7 @@
 """Everything a running process holds: DB engine, pipeline cache + listener, model client,
 the CPU thread pool. Built once per process in the app's lifespan."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -9,11 +10,14 @@ from dataclasses import dataclass
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from pipeline_service.circuit_breaker import CircuitBreaker
 from pipeline_service.config import Settings
 from pipeline_service.db.change_listener import PipelineChangeListener
 from pipeline_service.db.engine import create_engine, libpq_url
+from pipeline_service.db.idempotency import IdempotencyRepository
 from pipeline_service.db.pipelines import PipelineRepository
 from pipeline_service.db.runs import RunRepository
+from pipeline_service.idempotency import IdempotentRequests
 from pipeline_service.metrics import MeteredModelClient, PrometheusRunObserver, watch_pool
 from pipeline_service.model_client import ModelClient
 from pipeline_service.pipeline.cache import PipelineCache
@@ -28,6 +32,7 @@ class Runtime:
     services: RunServices
     cpu_pool: ThreadPoolExecutor
     model: ModelClient
+    idempotency: IdempotentRequests
 
 
 @asynccontextmanager
@@ -45,18 +50,25 @@ async def open_runtime(
         settings.model_timeout_s,
         settings.model_connect_retries,
         transport=model_transport,
+        retry_backoff_s=settings.model_retry_backoff_s,
+        breaker=CircuitBreaker(settings.model_breaker_failures, settings.model_breaker_reset_s),
     )
     cpu_pool = ThreadPoolExecutor(settings.cpu_threads, thread_name_prefix="image")
+    runs = RunRepository(db)
     services = RunServices(
         MeteredModelClient(model),
-        RunRepository(db),
+        runs,
         settings.max_image_pixels,
         PrometheusRunObserver(),
     )
+    idempotency = IdempotentRequests(IdempotencyRepository(db), runs, settings.idempotency_ttl_s)
     await listener.start()
+    purge = asyncio.create_task(idempotency.purge_forever(), name="idempotency-purge")
     try:
-        yield Runtime(settings, db, cache, services, cpu_pool, model)
+        yield Runtime(settings, db, cache, services, cpu_pool, model, idempotency)
     finally:
+        purge.cancel()
+        await runs.drain(settings.shutdown_drain_s)  # runs still being written get finished
         await listener.stop()
         await model.aclose()
         cpu_pool.shutdown(wait=True)

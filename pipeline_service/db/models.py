@@ -123,3 +123,18 @@ class Detection(Base):
     h: Mapped[float] = mapped_column(Float)
     conf: Mapped[float] = mapped_column(Float)
     label: Mapped[int] = mapped_column(SmallInteger)
+
+
+class IdempotencyKey(Base):
+    """An Idempotency-Key bound to the succeeded run it produced, until it expires."""
+
+    __tablename__ = "idempotency_keys"
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    pipeline_id: Mapped[int] = mapped_column(Integer)
+    request_sha256: Mapped[str] = mapped_column(Text)
+    run_id: Mapped[int] = mapped_column(ForeignKey("processing_runs.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("idempotency_keys_expires_at", "expires_at"),)

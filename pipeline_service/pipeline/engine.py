@@ -14,7 +14,13 @@ from itertools import groupby
 from pipeline_service.errors import ClientInputError, ServiceError, StepFailed
 from pipeline_service.pipeline.definition import PipelineRef
 from pipeline_service.pipeline.step import CpuStep, IoStep, Step
-from pipeline_service.pipeline.types import Kind, RunContext, RunServices, Value
+from pipeline_service.pipeline.types import (
+    IdempotencyClaim,
+    Kind,
+    RunContext,
+    RunServices,
+    Value,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,10 +54,23 @@ class CompiledPipeline:
             for cpu_bound, group in groupby(keyed, key=lambda k: k.step.cpu_bound)
         ]
 
-    async def run(self, data: bytes, services: RunServices, cpu_pool: Executor) -> RunContext:
+    async def run(
+        self,
+        data: bytes,
+        services: RunServices,
+        cpu_pool: Executor,
+        idempotency: IdempotencyClaim | None = None,
+        image_sha256: str | None = None,
+    ) -> RunContext:
         """Run every step. A failure that is not the client's fault is recorded as a failed run
         (when the pipeline saves) and re-raised with its `run_id`."""
-        ctx = RunContext(pipeline=self.ref, data=data, services=services)
+        ctx = RunContext(
+            pipeline=self.ref,
+            data=data,
+            services=services,
+            image_sha256=image_sha256,
+            idempotency=idempotency,
+        )
         loop = asyncio.get_running_loop()
         value: Value = data
         try:

@@ -75,6 +75,17 @@ class RunServices:
     observer: RunObserver = field(default_factory=Unobserved)
 
 
+@dataclass(frozen=True, slots=True)
+class IdempotencyClaim:
+    """Bind the run this request stores to `key`, unless the key already stands for a run:
+    then the save step answers that run instead (`RunContext.replayed`)."""
+
+    key: str
+    pipeline_id: int
+    request_sha256: str
+    ttl_s: int
+
+
 @dataclass(slots=True)
 class RunContext:
     pipeline: "PipelineRef"
@@ -86,6 +97,8 @@ class RunContext:
     detections: list[Box] | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
     run_id: int | None = None
+    idempotency: IdempotencyClaim | None = None
+    replayed: bool = False  # run_id is an earlier run with the same Idempotency-Key
 
     def fingerprint(self) -> None:
         if self.image_sha256 is None:

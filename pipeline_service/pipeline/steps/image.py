@@ -10,6 +10,7 @@ from PIL import Image
 from pydantic import Field
 
 from pipeline_service.errors import ImageTooLarge, UnsupportedImage
+from pipeline_service.pipeline.jpeg import is_jpeg, jpeg_is_complete
 from pipeline_service.pipeline.step import CpuStep, StepParams, register
 from pipeline_service.pipeline.types import ImagePayload, Kind, RunContext
 
@@ -55,6 +56,11 @@ class Decode(CpuStep):
             raise ImageTooLarge(
                 f"The image is {width}x{height} = {width * height} pixels; the limit is "
                 f"{limit} pixels (MAX_IMAGE_PIXELS)."
+            )
+        if is_jpeg(value) and not jpeg_is_complete(value):
+            raise UnsupportedImage(
+                f"The uploaded JPEG ({len(value)} bytes) is truncated: it has no end-of-image "
+                "marker after its image data; send the complete file."
             )
         flag = cv2.IMREAD_COLOR if self.params.color == "color" else cv2.IMREAD_GRAYSCALE
         image = cv2.imdecode(np.frombuffer(value, dtype=np.uint8), flag)
