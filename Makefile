@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint run bench bench-memory bench-tools migrate clean
+.PHONY: install test lint run psql bench bench-memory bench-tools migrate clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,14 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# The whole stack until Ctrl-C (see README "Run it"); e.g. make run ARGS='--pipeline-port 8080'
+run: $(STAMP)
+	$(BIN)/python -m devstack $(ARGS)
+
+# psql on the stack's database (the embedded one, or DATABASE_URL)
+psql: $(STAMP)
+	$(BIN)/python -m devstack.psql $(ARGS)
 
 # The benchmark (bench/): starts the stack like `make run`, prints a markdown table.
 # BENCH_ARGS passes options, e.g. make bench BENCH_ARGS="--sizes 1920x1080 --seconds 10".

@@ -4,6 +4,8 @@ the prepared car box, otherwise no box. The draw can be seeded for repeatable te
 import asyncio
 import math
 import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -15,6 +17,11 @@ from starlette.responses import Response
 
 from model_service.base64_check import decoded_size
 from model_service.config import ModelSettings
+from service_kit import ops_routes
+from service_kit.logs import configure_logging
+from service_kit.metrics import forget_this_process
+from service_kit.openapi import finish_openapi, json_example
+from service_kit.requests import ObserveRequests
 
 DTYPE_SIZES = {"uint8": 1, "float32": 4}
 
@@ -32,6 +39,34 @@ class PredictResponse(BaseModel):
     boxes: list[list[float]] = Field(
         description="Empty, or [[top_left_x, top_left_y, w, h, conf, label]] (label 1 = car)."
     )
+
+
+class Problem(BaseModel):
+    """application/problem+json (RFC 9457)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+
+
+def _problem_doc(description: str, status: int, title: str, detail: str) -> dict[str, Any]:
+    example = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    return {
+        "model": Problem,
+        "description": description,
+        "content": {"application/problem+json": {"example": example}},
+    }
+
+
+PREDICT_REQUEST_EXAMPLE = {
+    "image": "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAgGBgcGBQgHBwcJCQgKDBQNDAsLDBkSEw8U",
+    "encoding": "jpeg",
+}
+
+
+class Ready(BaseModel):
+    status: str = Field(description='Always "ready": the mock has no dependencies.')
 
 
 def _problem(status: int, title: str, detail: str) -> Response:
@@ -56,7 +91,28 @@ def _check_image(request: PredictRequest) -> str | None:
 def create_app(settings: ModelSettings | None = None) -> FastAPI:
     settings = settings or ModelSettings()
     rng = random.Random(settings.seed)
-    app = FastAPI(title="Model service (mock car detector)", version="0.1.0")
+    configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            forget_this_process()
+
+    app = FastAPI(title="Model service (mock car detector)", version="0.1.0", lifespan=lifespan)
+    app.add_middleware(ObserveRequests)
+    app.include_router(ops_routes.router)
+
+    @app.get(
+        "/readyz",
+        summary="Readiness: the mock detector can answer",
+        tags=["operations"],
+        response_model=Ready,
+        responses={200: json_example({"status": "ready"})},
+    )
+    async def readyz() -> Ready:
+        return Ready(status="ready")
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, error: Exception) -> Response:
@@ -79,12 +135,28 @@ def create_app(settings: ModelSettings | None = None) -> FastAPI:
         openapi_extra={
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": PredictRequest.model_json_schema()}},
+                "content": {
+                    "application/json": {
+                        "schema": PredictRequest.model_json_schema(),
+                        "example": PREDICT_REQUEST_EXAMPLE,
+                    }
+                },
             }
         },
         responses={
-            422: {"description": "Missing image, invalid base64, or wrong size."},
-            500: {"description": "A simulated failure (MODEL_FAILURE_RATE)."},
+            200: json_example({"boxes": [[412.0, 288.0, 186.0, 121.0, 0.87, 1]]}),
+            422: _problem_doc(
+                "Missing image, invalid base64, or wrong size.",
+                422,
+                "Unprocessable Content",
+                "image: not valid base64 (standard alphabet, padded to a multiple of 4).",
+            ),
+            500: _problem_doc(
+                "A simulated failure (MODEL_FAILURE_RATE).",
+                500,
+                "Internal Server Error",
+                "Simulated failure (MODEL_FAILURE_RATE).",
+            ),
         },
     )
     async def predict(request: Request) -> Response:
@@ -100,9 +172,13 @@ def create_app(settings: ModelSettings | None = None) -> FastAPI:
             await asyncio.sleep(settings.latency_ms / 1000)
         if settings.failure_rate and rng.random() < settings.failure_rate:
             return _problem(500, "Internal Server Error", "Simulated failure (MODEL_FAILURE_RATE).")
+        if settings.bad_answer_rate and rng.random() < settings.bad_answer_rate:
+            body = b'{"boxes": "simulated bad answer (MODEL_BAD_ANSWER_RATE)"}'
+            return Response(body, media_type="application/json")
         boxes: list[Any] = (
             [list(settings.box)] if rng.random() < settings.detection_probability else []
         )
         return Response(orjson.dumps({"boxes": boxes}), media_type="application/json")
 
+    finish_openapi(app)
     return app

@@ -17,3 +17,7 @@ class ModelSettings(BaseSettings):
     )
     latency_ms: float = Field(0, ge=0, description="Added delay before each answer.")
     failure_rate: float = Field(0, ge=0, le=1, description="Share of requests answered 500.")
+    bad_answer_rate: float = Field(
+        0, ge=0, le=1, description="Share of requests answered 200 with a body that is not boxes."
+    )
+    log_level: str = Field("INFO", description="Level of the JSON logs on stdout.")

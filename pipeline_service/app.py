@@ -6,23 +6,33 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
-from pipeline_service.api import process
+from pipeline_service.api import health, pipelines, preview, process, results, steps
+from pipeline_service.api.openapi_problems import document_problems
 from pipeline_service.api.problems import install_problem_handlers
 from pipeline_service.api.upload_limit import UploadLimit
 from pipeline_service.config import Settings, get_settings
 from pipeline_service.runtime import open_runtime
+from service_kit import ops_routes
+from service_kit.logs import configure_logging
+from service_kit.metrics import forget_this_process
+from service_kit.openapi import finish_openapi
+from service_kit.requests import ObserveRequests
 
 
 def create_app(
     settings: Settings | None = None, model_transport: httpx.AsyncBaseTransport | None = None
 ) -> FastAPI:
     settings = settings or get_settings()
+    configure_logging(settings.log_level)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_runtime(settings, model_transport) as runtime:
             app.state.runtime = runtime
-            yield
+            try:
+                yield
+            finally:
+                forget_this_process()
 
     app = FastAPI(
         title="Image pipeline service",
@@ -31,6 +41,15 @@ def create_app(
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    document_problems(app)
     app.add_middleware(UploadLimit, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(ObserveRequests)  # outermost: logs and counts even a refused upload
     app.include_router(process.router)
+    app.include_router(steps.router)
+    app.include_router(preview.router)
+    app.include_router(pipelines.router)
+    app.include_router(results.router)
+    app.include_router(health.router)
+    app.include_router(ops_routes.router)
+    finish_openapi(app)
     return app

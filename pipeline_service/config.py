@@ -3,7 +3,7 @@
 import os
 from functools import lru_cache
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PG_INT_MAX = 2_147_483_647
@@ -34,6 +34,21 @@ class Settings(BaseSettings):
     model_connect_retries: int = Field(
         2, ge=0, description="Retries of a refused connection to the model service."
     )
+    model_retry_backoff_s: float = Field(
+        0.1, ge=0, description="First pause before retrying a refused connection; doubles."
+    )
+    model_breaker_failures: int = Field(
+        5, ge=0, description="Consecutive model failures that open the circuit (0: never)."
+    )
+    model_breaker_reset_s: float = Field(
+        5.0, gt=0, description="How long an open circuit fails fast before one trial call."
+    )
+    idempotency_ttl_s: int = Field(
+        86_400, ge=1, description="How long an Idempotency-Key is remembered."
+    )
+    shutdown_drain_s: float = Field(
+        10.0, ge=0, description="At shutdown, how long to wait for runs still being written."
+    )
     max_upload_bytes: int = Field(
         20 * 1024 * 1024, ge=1, description="Largest accepted upload (413 above)."
     )
@@ -52,6 +67,20 @@ class Settings(BaseSettings):
         "already run in parallel, splitting one call too only adds overhead (README, "
         "Performance).",
     )
+    log_level: str = Field("INFO", description="Level of the JSON logs on stdout.")
+    readiness_timeout_s: float = Field(
+        2.0, gt=0, description="How long GET /readyz waits for PostgreSQL and the model service."
+    )
+
+    pipeline_admin_token: SecretStr | None = Field(
+        None,
+        description="Bearer token that may change pipelines; unset: changes are refused.",
+    )
+
+    @field_validator("pipeline_admin_token")
+    @classmethod
+    def _blank_token_is_none(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value is not None and value.get_secret_value().strip() else None
 
     @field_validator("database_url")
     @classmethod

@@ -10,12 +10,19 @@ class ServiceError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.run_id: int | None = None  # set when a failed run was recorded
+        self.retry_after_s: float | None = None  # answered as a Retry-After header when set
 
 
 class PipelineNotFound(ServiceError):
-    def __init__(self, pipeline_id: int) -> None:
-        super().__init__(f"There is no active pipeline with id {pipeline_id}.")
+    def __init__(self, pipeline_id: int, detail: str | None = None) -> None:
+        super().__init__(detail or f"There is no active pipeline with id {pipeline_id}.")
         self.pipeline_id = pipeline_id
+
+
+class RunNotFound(ServiceError):
+    def __init__(self, run_id: int) -> None:
+        super().__init__(f"There is no stored run with id {run_id}.")
+        self.run_id_asked = run_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,12 +65,28 @@ class ImageTooLarge(ClientInputError):
     """The image declares more pixels than allowed."""
 
 
+class IdempotencyConflict(ClientInputError):
+    """An Idempotency-Key already stands for a different request."""
+
+
+class ImageDoesNotFit(ClientInputError):
+    """The image is too small for a step's parameters (e.g. a crop region outside it)."""
+
+
 class ModelServiceError(ServiceError):
     """The model service could not give an answer; the run is recorded as failed."""
 
 
 class ModelUnavailable(ModelServiceError):
     pass
+
+
+class ModelCircuitOpen(ModelUnavailable):
+    """The model service failed repeatedly; calls fail fast until a trial call succeeds."""
+
+    def __init__(self, detail: str, retry_after_s: float) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
 
 
 class ModelTimeout(ModelServiceError):
@@ -83,3 +106,7 @@ class StepFailed(ServiceError):
 
 class DatabaseUnavailable(ServiceError):
     """PostgreSQL cannot be reached right now."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.retry_after_s = 1.0  # the pool reconnects by itself once it is back

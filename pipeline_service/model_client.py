@@ -1,13 +1,23 @@
 """HTTP client for the model service: one shared httpx.AsyncClient with keep-alive."""
 
+import asyncio
 import math
+import random
 from typing import Any
 
 import httpx
 import orjson
 
-from pipeline_service.errors import ModelBadResponse, ModelTimeout, ModelUnavailable
+from pipeline_service.circuit_breaker import CircuitBreaker, CircuitOpen
+from pipeline_service.errors import (
+    ModelBadResponse,
+    ModelCircuitOpen,
+    ModelServiceError,
+    ModelTimeout,
+    ModelUnavailable,
+)
 from pipeline_service.pipeline.types import Box, ImagePayload
+from service_kit.logs import REQUEST_ID
 
 
 def parse_boxes(answer: Any) -> list[Box]:
@@ -29,6 +39,16 @@ def parse_boxes(answer: Any) -> list[Box]:
     return boxes
 
 
+def backoff_delays(retries: int, first_s: float, cap_s: float = 2.0) -> list[float]:
+    """Pauses before each retry: doubling from `first_s`, capped, each with jitter in
+    [half, full] so that many clients do not retry in lockstep."""
+    return [min(cap_s, first_s * 2**n) * random.uniform(0.5, 1.0) for n in range(retries)]
+
+
+def _counts_against_model(error: BaseException) -> bool:
+    return isinstance(error, ModelServiceError)
+
+
 class ModelClient:
     def __init__(
         self,
@@ -36,19 +56,35 @@ class ModelClient:
         timeout_s: float,
         connect_retries: int = 2,
         transport: httpx.AsyncBaseTransport | None = None,
+        retry_backoff_s: float = 0.1,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self.base_url = base_url
         self.timeout_s = timeout_s
-        # httpx retries refused/failed *connections* (never a request that was sent) with
-        # exponential backoff; a timeout is not retried blindly.
+        self.connect_retries = connect_retries
+        self.retry_backoff_s = retry_backoff_s
+        self.breaker = breaker or CircuitBreaker(failure_threshold=0, reset_after_s=1.0)
+        # Retries are ours (see _post), not the transport's: bounded, with jittered backoff,
+        # inside the call's deadline, and only for connections that were never made.
         transport = transport or httpx.AsyncHTTPTransport(
-            retries=connect_retries,
             limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
         )
         self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout_s, transport=transport)
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+    async def ping(self, timeout_s: float) -> str | None:
+        """None if the model service's GET /healthz answers 200, otherwise what went wrong."""
+        try:
+            response = await self._http.get("/healthz", timeout=timeout_s)
+        except httpx.TimeoutException:
+            return f"no answer from {self.base_url} within {timeout_s:g} s"
+        except httpx.TransportError as error:
+            return f"{self.base_url} cannot be reached ({type(error).__name__})"
+        if response.status_code != 200:
+            return f"{self.base_url}/healthz answered HTTP {response.status_code}"
+        return None
 
     async def detect(self, payload: ImagePayload) -> list[Box]:
         body = orjson.dumps(
@@ -59,11 +95,46 @@ class ModelClient:
                 "dtype": payload.dtype,
             }
         )
+        headers = {"content-type": "application/json"}
+        request_id = REQUEST_ID.get()
+        if request_id:  # the model service logs its side of the request under the same id
+            headers["x-request-id"] = request_id
         try:
-            response = await self._http.post(
-                "/predict", content=body, headers={"content-type": "application/json"}
-            )
-        except httpx.TimeoutException as error:
+            with self.breaker.call(_counts_against_model):
+                response = await self._post_within_deadline(body, headers)
+                if response.status_code >= 500:
+                    raise ModelBadResponse(
+                        f"The model service answered HTTP {response.status_code} instead of "
+                        "boxes; try again later."
+                    )
+                if response.status_code == 200:
+                    return self._boxes(response)
+        except CircuitOpen as error:
+            raise ModelCircuitOpen(
+                f"The model service failed {self.breaker.failure_threshold} times in a row, so "
+                f"calls to it are paused; try again in {error.retry_after_s:g} s.",
+                error.retry_after_s,
+            ) from error
+        # A 4xx: the service is up but refused what we sent; that says nothing about its health.
+        raise ModelBadResponse(
+            f"The model service answered HTTP {response.status_code} instead of boxes."
+        )
+
+    def _boxes(self, response: httpx.Response) -> list[Box]:
+        try:
+            return parse_boxes(orjson.loads(response.content))
+        except (orjson.JSONDecodeError, ValueError) as error:
+            raise ModelBadResponse(
+                f"The model service answered something that is not a list of boxes: {error}."
+            ) from error
+
+    async def _post_within_deadline(self, body: bytes, headers: dict[str, str]) -> httpx.Response:
+        """The whole call, retries and pauses included, gets MODEL_TIMEOUT_S; a timeout is
+        never retried (the model may still be working on it)."""
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                return await self._post(body, headers)
+        except (TimeoutError, httpx.TimeoutException) as error:
             raise ModelTimeout(
                 f"The model service did not answer within {self.timeout_s:g} s "
                 "(MODEL_TIMEOUT_S); try again later."
@@ -73,13 +144,15 @@ class ModelClient:
                 f"The model service at {self.base_url} cannot be reached "
                 f"({type(error).__name__}); try again later."
             ) from error
-        if response.status_code != 200:
-            raise ModelBadResponse(
-                f"The model service answered HTTP {response.status_code} instead of boxes."
-            )
-        try:
-            return parse_boxes(orjson.loads(response.content))
-        except (orjson.JSONDecodeError, ValueError) as error:
-            raise ModelBadResponse(
-                f"The model service answered something that is not a list of boxes: {error}."
-            ) from error
+
+    async def _post(self, body: bytes, headers: dict[str, str]) -> httpx.Response:
+        """POST /predict; a refused connection (the request was never sent) is retried."""
+        pauses = backoff_delays(self.connect_retries, self.retry_backoff_s)
+        for pause in [*pauses, None]:
+            try:
+                return await self._http.post("/predict", content=body, headers=headers)
+            except httpx.ConnectError:
+                if pause is None:
+                    raise
+                await asyncio.sleep(pause)
+        raise AssertionError("unreachable")

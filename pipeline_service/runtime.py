@@ -1,6 +1,7 @@
 """Everything a running process holds: DB engine, pipeline cache + listener, model client,
 the CPU thread pool. Built once per process in the app's lifespan."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -10,11 +11,15 @@ import cv2
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from pipeline_service.circuit_breaker import CircuitBreaker
 from pipeline_service.config import Settings
 from pipeline_service.db.change_listener import PipelineChangeListener
 from pipeline_service.db.engine import create_engine, libpq_url
+from pipeline_service.db.idempotency import IdempotencyRepository
 from pipeline_service.db.pipelines import PipelineRepository
 from pipeline_service.db.runs import RunRepository
+from pipeline_service.idempotency import IdempotentRequests
+from pipeline_service.metrics import MeteredModelClient, PrometheusRunObserver, watch_pool
 from pipeline_service.model_client import ModelClient
 from pipeline_service.pipeline.cache import PipelineCache
 from pipeline_service.pipeline.types import RunServices
@@ -27,6 +32,8 @@ class Runtime:
     pipelines: PipelineCache
     services: RunServices
     cpu_pool: ThreadPoolExecutor
+    model: ModelClient
+    idempotency: IdempotentRequests
 
 
 @asynccontextmanager
@@ -34,6 +41,7 @@ async def open_runtime(
     settings: Settings, model_transport: httpx.AsyncBaseTransport | None = None
 ) -> AsyncIterator[Runtime]:
     db = create_engine(settings.database_url, settings.db_pool_size)
+    watch_pool(db)
     cache = PipelineCache(PipelineRepository(db).load_active)
     listener = PipelineChangeListener(
         libpq_url(settings.database_url), cache.invalidate, cache.set_listening
@@ -43,14 +51,26 @@ async def open_runtime(
         settings.model_timeout_s,
         settings.model_connect_retries,
         transport=model_transport,
+        retry_backoff_s=settings.model_retry_backoff_s,
+        breaker=CircuitBreaker(settings.model_breaker_failures, settings.model_breaker_reset_s),
     )
     cv2.setNumThreads(settings.opencv_threads)
     cpu_pool = ThreadPoolExecutor(settings.cpu_threads, thread_name_prefix="image")
-    services = RunServices(model, RunRepository(db), settings.max_image_pixels)
+    runs = RunRepository(db)
+    services = RunServices(
+        MeteredModelClient(model),
+        runs,
+        settings.max_image_pixels,
+        PrometheusRunObserver(),
+    )
+    idempotency = IdempotentRequests(IdempotencyRepository(db), runs, settings.idempotency_ttl_s)
     await listener.start()
+    purge = asyncio.create_task(idempotency.purge_forever(), name="idempotency-purge")
     try:
-        yield Runtime(settings, db, cache, services, cpu_pool)
+        yield Runtime(settings, db, cache, services, cpu_pool, model, idempotency)
     finally:
+        purge.cancel()
+        await runs.drain(settings.shutdown_drain_s)  # runs still being written get finished
         await listener.stop()
         await model.aclose()
         cpu_pool.shutdown(wait=True)

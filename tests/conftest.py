@@ -5,6 +5,7 @@ started for this run. Either way the run gets its own database, migrated with Al
 """
 
 import asyncio
+import json
 import os
 import tempfile
 import uuid
@@ -76,6 +77,8 @@ def database_url(postgres_url: str) -> Iterator[str]:
 async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
     """A plain connection for checking what the service wrote."""
     conn = await asyncpg.connect(database_url)
+    for kind in ("json", "jsonb"):
+        await conn.set_type_codec(kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
     try:
         yield conn
     finally:

@@ -1,6 +1,7 @@
 """Every error answer is application/problem+json (RFC 9457): type, title, status, detail."""
 
 import logging
+import math
 from http import HTTPStatus
 from typing import Any
 
@@ -20,9 +21,13 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 # Domain error -> (HTTP status, problem type slug). The first match in order wins.
 STATUS_OF: list[tuple[type[errors.ServiceError], HTTPStatus, str]] = [
     (errors.PipelineNotFound, HTTPStatus.NOT_FOUND, "pipeline-not-found"),
+    (errors.RunNotFound, HTTPStatus.NOT_FOUND, "run-not-found"),
     (errors.InvalidPipeline, HTTPStatus.UNPROCESSABLE_ENTITY, "invalid-pipeline"),
+    (errors.IdempotencyConflict, HTTPStatus.CONFLICT, "idempotency-key-reused"),
     (errors.UnsupportedImage, HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported-image"),
     (errors.ImageTooLarge, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "image-too-large"),
+    (errors.ModelCircuitOpen, HTTPStatus.SERVICE_UNAVAILABLE, "model-circuit-open"),
+    (errors.ImageDoesNotFit, HTTPStatus.UNPROCESSABLE_ENTITY, "image-does-not-fit"),
     (errors.ModelUnavailable, HTTPStatus.SERVICE_UNAVAILABLE, "model-unavailable"),
     (errors.ModelTimeout, HTTPStatus.GATEWAY_TIMEOUT, "model-timeout"),
     (errors.ModelBadResponse, HTTPStatus.BAD_GATEWAY, "model-bad-response"),
@@ -48,8 +53,10 @@ def _location(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "request"
 
 
-async def _service_error(_: Request, error: Exception) -> Response:
+async def _service_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, errors.ServiceError)
+    if error.run_id is not None:
+        request.state.run_id = error.run_id  # for the request's log line
     status, slug = next(
         ((status, slug) for kind, status, slug in STATUS_OF if isinstance(error, kind)),
         (HTTPStatus.INTERNAL_SERVER_ERROR, "internal-error"),
@@ -61,20 +68,50 @@ async def _service_error(_: Request, error: Exception) -> Response:
         extra["errors"] = [p.as_dict() for p in error.problems]
     if status >= 500:
         log.warning("%s: %s", type(error).__name__, error.detail, exc_info=error.__cause__)
-    return problem(status, error.detail, slug, **extra)
+    response = problem(status, error.detail, slug, **extra)
+    if error.retry_after_s is not None:
+        response.headers["Retry-After"] = str(max(1, math.ceil(error.retry_after_s)))
+    return response
+
+
+# Validation messages that speak Python rather than English, by (field, pydantic error type).
+SEND_IMAGE = "send the picture as a multipart/form-data file field named 'image'"
+PLAIN_MESSAGES = {
+    ("image", "missing"): f"Field required; {SEND_IMAGE}",
+    ("image", "value_error"): f"a text value is not a file; {SEND_IMAGE}",
+    ("Idempotency-Key", "string_pattern_mismatch"): (
+        "use visible ASCII characters only, no spaces (a UUID is a good key)"
+    ),
+}
+
+
+def _issue(e: Any) -> dict[str, str]:
+    field = _location(tuple(e["loc"]))
+    return {"field": field, "message": PLAIN_MESSAGES.get((field, e["type"]), e["msg"])}
 
 
 async def _validation_error(_: Request, error: Exception) -> Response:
     assert isinstance(error, RequestValidationError)
-    issues = [{"field": _location(tuple(e["loc"])), "message": e["msg"]} for e in error.errors()]
+    issues = [_issue(e) for e in error.errors()]
     detail = "; ".join(f"{i['field']}: {i['message']}" for i in issues) + "."
     return problem(422, detail, "invalid-request", errors=issues)
 
 
-async def _http_error(_: Request, error: Exception) -> Response:
+def _http_detail(request: Request, error: HTTPException) -> str:
+    where = f"{request.method} {request.url.path}"
+    if error.status_code == 404 and error.detail == "Not Found":
+        return f"There is no endpoint {where}; the API is listed at /docs."
+    if error.status_code == 405:
+        allowed = (error.headers or {}).get("allow") or (error.headers or {}).get("Allow", "")
+        return f"{where} is not allowed; this path accepts {allowed or 'other methods'}."
+    if isinstance(error.detail, str):
+        return error.detail
+    return HTTPStatus(error.status_code).phrase
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, HTTPException)
-    detail = error.detail if isinstance(error.detail, str) else HTTPStatus(error.status_code).phrase
-    response = problem(error.status_code, detail)
+    response = problem(error.status_code, _http_detail(request, error))
     for name, value in (error.headers or {}).items():
         response.headers[name] = value
     return response

@@ -2,7 +2,8 @@
 
 from pydantic import BaseModel, Field
 
-from pipeline_service.pipeline.types import Box, RunContext
+from pipeline_service.db.runs import StoredRun
+from pipeline_service.pipeline.types import CAR_LABEL, Box, RunContext
 
 
 class BoxOut(BaseModel):
@@ -64,6 +65,28 @@ class ProcessResult(BaseModel):
                 bytes=len(ctx.data),
                 width=ctx.image_width,
                 height=ctx.image_height,
+            ),
+        )
+
+    @classmethod
+    def of_stored(cls, run: StoredRun) -> "ProcessResult":
+        """The answer of a run stored earlier (an Idempotency-Key replay)."""
+        cars = [box for box in run.detections if box.label == CAR_LABEL]
+        best = max(cars, key=lambda box: box.conf, default=None)
+        return cls(
+            run_id=run.run_id,
+            pipeline_id=run.pipeline_id,
+            pipeline_version=run.pipeline_version,
+            status=run.status,
+            car_detected=run.car_detected,
+            box=BoxOut.of(best) if best else None,
+            detections=[box.as_tuple() for box in run.detections],
+            timings_ms=run.timings_ms,
+            image=ImageInfo(
+                sha256=run.image_sha256,
+                bytes=run.image_bytes,
+                width=run.image_width,
+                height=run.image_height,
             ),
         )
 

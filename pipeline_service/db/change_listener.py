@@ -14,6 +14,8 @@ import asyncpg
 log = logging.getLogger(__name__)
 
 CHANNEL = "pipeline_changed"
+# Shown in pg_stat_activity, so the listener's connection can be found (and, in tests, cut).
+APPLICATION_NAME = "pipeline-change-listener"
 
 
 class PipelineChangeListener:
@@ -50,14 +52,19 @@ class PipelineChangeListener:
         while True:
             conn: asyncpg.Connection | None = None
             try:
-                conn = await asyncpg.connect(self._dsn, timeout=5)
+                conn = await asyncpg.connect(
+                    self._dsn, timeout=5, server_settings={"application_name": APPLICATION_NAME}
+                )
+                closed = asyncio.Event()
+                conn.add_termination_listener(lambda _conn, closed=closed: closed.set())
                 await conn.add_listener(CHANNEL, self._notified)
                 # Changes made while we were not listening are unknown: start from scratch.
                 self._on_change(None)
                 self._on_connected(True)
                 delay = 0.2
-                while True:  # a dead server is noticed by this probe if not sooner
-                    await asyncio.sleep(self._check_every_s)
+                while True:  # a closed connection wakes us at once; a dead server, this probe
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(closed.wait(), self._check_every_s)
                     await conn.fetchval("SELECT 1", timeout=self._check_every_s)
             except asyncio.CancelledError:
                 raise

@@ -4,20 +4,33 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     SmallInteger,
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import UserDefinedType
+
+
+class Xid8(UserDefinedType[int]):
+    """PostgreSQL's 64-bit transaction id."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **_: Any) -> str:
+        return "xid8"
 
 
 class Base(DeclarativeBase):
@@ -26,10 +39,15 @@ class Base(DeclarativeBase):
 
 class Pipeline(Base):
     __tablename__ = "pipelines"
+    # Names are unique among active pipelines; a deleted one gives its name back (0002).
+    __table_args__ = (
+        Index("pipelines_active_name_key", "name", unique=True, postgresql_where=text("is_active")),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(Text, unique=True)
+    name: Mapped[str] = mapped_column(Text)
     description: Mapped[str] = mapped_column(Text, server_default="")
+    # Bumped by the database itself whenever the definition changes (migration 0002).
     version: Mapped[int] = mapped_column(Integer, server_default="1")
     is_active: Mapped[bool] = mapped_column(Boolean, server_default="true")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
@@ -62,7 +80,18 @@ class PipelineVersion(Base):
 
 class ProcessingRun(Base):
     __tablename__ = "processing_runs"
-    __table_args__ = (CheckConstraint("status IN ('succeeded', 'failed')", name="status_known"),)
+    __table_args__ = (
+        CheckConstraint("status IN ('succeeded', 'failed')", name="status_known"),
+        # GET /results: newest first, by filter (migration 0003)
+        Index("ix_processing_runs_created", "created_at", "id"),
+        Index("ix_processing_runs_pipeline_created", "pipeline_id", "created_at", "id"),
+        Index(
+            "ix_processing_runs_failed_created",
+            "created_at",
+            "id",
+            postgresql_where=text("status = 'failed'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     pipeline_id: Mapped[int] = mapped_column(ForeignKey("pipelines.id"))
@@ -73,9 +102,12 @@ class ProcessingRun(Base):
     image_bytes: Mapped[int] = mapped_column(Integer)
     image_width: Mapped[int | None] = mapped_column(Integer)
     image_height: Mapped[int | None] = mapped_column(Integer)
-    timings_ms: Mapped[dict[str, Any]] = mapped_column(server_default="{}")
+    # json, not jsonb: keeps the keys in step order (migration 0003)
+    timings_ms: Mapped[dict[str, Any]] = mapped_column(JSON, server_default="{}")
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # The inserting transaction, for results paging pinned to a snapshot (migration 0003).
+    created_xid: Mapped[int | None] = mapped_column(Xid8, server_default=func.pg_current_xact_id())
 
 
 class Detection(Base):
@@ -91,3 +123,18 @@ class Detection(Base):
     h: Mapped[float] = mapped_column(Float)
     conf: Mapped[float] = mapped_column(Float)
     label: Mapped[int] = mapped_column(SmallInteger)
+
+
+class IdempotencyKey(Base):
+    """An Idempotency-Key bound to the succeeded run it produced, until it expires."""
+
+    __tablename__ = "idempotency_keys"
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    pipeline_id: Mapped[int] = mapped_column(Integer)
+    request_sha256: Mapped[str] = mapped_column(Text)
+    run_id: Mapped[int] = mapped_column(ForeignKey("processing_runs.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("idempotency_keys_expires_at", "expires_at"),)

@@ -1,6 +1,9 @@
-"""Reading pipeline definitions."""
+"""Reading pipeline definitions (the cache's loader, off the hot path)."""
 
-from sqlalchemy import select
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, literal, select
+from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pipeline_service.db.engine import database_errors_as_unavailable
@@ -8,26 +11,34 @@ from pipeline_service.db.models import Pipeline, PipelineStep
 from pipeline_service.pipeline.definition import PipelineDefinition, PipelineRef, StepDefinition
 
 
+def steps_json() -> ColumnElement[Any]:
+    """The pipeline's steps in order as a JSON list, read in the same statement (and so the
+    same snapshot) as the pipeline row: version and steps always belong together."""
+    step = func.jsonb_build_object("type", PipelineStep.type, "params", PipelineStep.params)
+    aggregated = (
+        select(func.jsonb_agg(aggregate_order_by(step, PipelineStep.position)))
+        .where(PipelineStep.pipeline_id == Pipeline.id)
+        .scalar_subquery()
+    )
+    return func.coalesce(aggregated, literal([], JSONB), type_=JSONB)
+
+
+def step_definitions(steps: list[dict[str, Any]]) -> tuple[StepDefinition, ...]:
+    return tuple(StepDefinition(step["type"], step.get("params") or {}) for step in steps)
+
+
 class PipelineRepository:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
     async def load_active(self, pipeline_id: int) -> PipelineDefinition | None:
-        """The active pipeline with its steps in order, read in one consistent snapshot."""
+        """The active pipeline with its steps in order, read in one statement."""
+        query = select(Pipeline.id, Pipeline.version, Pipeline.name, steps_json()).where(
+            Pipeline.id == pipeline_id, Pipeline.is_active
+        )
         async with database_errors_as_unavailable(), self._engine.connect() as conn:
-            head = (
-                await conn.execute(
-                    select(Pipeline.id, Pipeline.version, Pipeline.name).where(
-                        Pipeline.id == pipeline_id, Pipeline.is_active
-                    )
-                )
-            ).one_or_none()
-            if head is None:
-                return None
-            rows = await conn.execute(
-                select(PipelineStep.type, PipelineStep.params)
-                .where(PipelineStep.pipeline_id == pipeline_id)
-                .order_by(PipelineStep.position)
-            )
-            steps = tuple(StepDefinition(row.type, row.params or {}) for row in rows)
-        return PipelineDefinition(PipelineRef(head.id, head.version, head.name), steps)
+            row = (await conn.execute(query)).one_or_none()
+        if row is None:
+            return None
+        ref = PipelineRef(row.id, row.version, row.name)
+        return PipelineDefinition(ref, step_definitions(row[3]))

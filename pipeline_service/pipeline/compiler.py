@@ -26,6 +26,37 @@ def _params_problems(index: int, step: StepDefinition, error: ValidationError) -
     ]
 
 
+def _bridge(available: Kind, needed: Kind) -> list[str] | None:
+    """The shortest run of step types that turns `available` into `needed` (None: none does)."""
+    converters = [cls for cls in STEP_TYPES.values() if cls.consumes != cls.produces]
+    paths: dict[Kind, list[str]] = {available: []}
+    frontier = [available]
+    while frontier and needed not in paths:
+        kind = frontier.pop(0)
+        for cls in sorted(converters, key=lambda c: c.name):
+            if cls.consumes == kind and cls.produces not in paths:
+                paths[cls.produces] = [*paths[kind], cls.name]
+                frontier.append(cls.produces)
+    return paths.get(needed)
+
+
+def _order_message(index: int, step_class: type[Step], available: Kind) -> str:
+    """Why the step cannot run where it is, and which steps would fix it."""
+    given = (
+        f"the pipeline starts with {available} (the upload)"
+        if index == 0
+        else f"the step before it gives {available}"
+    )
+    needed = step_class.consumes
+    message = f"needs {needed} as input but {given}"
+    if needed == PIPELINE_INPUT:
+        return f"{message}; it can only be the first step"
+    bridge = _bridge(available, needed)
+    if bridge is None:
+        return f"{message}, and no step turns {available} back into {needed}"
+    return f"{message}; put {', '.join(bridge)} before it"
+
+
 def check_steps(steps: Sequence[StepDefinition]) -> tuple[list[Step], list[StepProblem]]:
     """Build the steps; collect unknown types, bad params and steps whose input is missing."""
     built: list[Step] = []
@@ -46,12 +77,7 @@ def check_steps(steps: Sequence[StepDefinition]) -> tuple[list[Step], list[StepP
             problems.extend(_params_problems(index, step, error))
         if available is not None and step_class.consumes != available:
             problems.append(
-                StepProblem(
-                    index,
-                    step.type,
-                    f"needs {step_class.consumes} as input but the step before it gives "
-                    f"{available}",
-                )
+                StepProblem(index, step.type, _order_message(index, step_class, available))
             )
         available = step_class.produces
     return built, problems

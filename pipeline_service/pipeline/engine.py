@@ -6,7 +6,7 @@ Consecutive CPU steps are grouped into one stage and run in the thread pool in a
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from itertools import groupby
@@ -14,13 +14,23 @@ from itertools import groupby
 from pipeline_service.errors import ClientInputError, ServiceError, StepFailed
 from pipeline_service.pipeline.definition import PipelineRef
 from pipeline_service.pipeline.step import CpuStep, IoStep, Step
-from pipeline_service.pipeline.types import Kind, RunContext, RunServices, Value
+from pipeline_service.pipeline.types import (
+    IdempotencyClaim,
+    Kind,
+    RunContext,
+    RunServices,
+    Value,
+)
 
 
 @dataclass(frozen=True, slots=True)
 class KeyedStep:
     key: str  # the name in timings_ms: the step type, "#2", "#3"... for repeats
     step: Step
+
+
+# Called in the worker thread after each CPU step of a preview, with that step's output.
+Observer = Callable[[KeyedStep, Value], None]
 
 
 def _timing_keys(steps: Sequence[Step]) -> list[KeyedStep]:
@@ -44,10 +54,23 @@ class CompiledPipeline:
             for cpu_bound, group in groupby(keyed, key=lambda k: k.step.cpu_bound)
         ]
 
-    async def run(self, data: bytes, services: RunServices, cpu_pool: Executor) -> RunContext:
+    async def run(
+        self,
+        data: bytes,
+        services: RunServices,
+        cpu_pool: Executor,
+        idempotency: IdempotencyClaim | None = None,
+        image_sha256: str | None = None,
+    ) -> RunContext:
         """Run every step. A failure that is not the client's fault is recorded as a failed run
         (when the pipeline saves) and re-raised with its `run_id`."""
-        ctx = RunContext(pipeline=self.ref, data=data, services=services)
+        ctx = RunContext(
+            pipeline=self.ref,
+            data=data,
+            services=services,
+            image_sha256=image_sha256,
+            idempotency=idempotency,
+        )
         loop = asyncio.get_running_loop()
         value: Value = data
         try:
@@ -58,8 +81,10 @@ class CompiledPipeline:
                     for keyed in stage:
                         value = await _run_io_step(keyed, value, ctx)
         except ClientInputError:
+            services.observer.run_finished(ctx, "rejected")
             raise  # the client's mistake: answered with a 4xx, nothing stored
         except Exception as error:
+            services.observer.run_finished(ctx, "failed")
             failure = error if isinstance(error, ServiceError) else StepFailed(error)
             if self.saves and ctx.run_id is None:
                 ctx.fingerprint()
@@ -67,10 +92,37 @@ class CompiledPipeline:
             if failure is error:
                 raise
             raise failure from error
+        services.observer.run_finished(ctx, "succeeded")
+        return ctx
+
+    @property
+    def preview_steps(self) -> int:
+        """How many steps a preview runs: the leading CPU steps, up to the first I/O step."""
+        cpu_bound, stage = self._stages[0] if self._stages else (False, [])
+        return len(stage) if cpu_bound else 0
+
+    async def preview(
+        self, data: bytes, services: RunServices, cpu_pool: Executor, observe: Observer
+    ) -> RunContext:
+        """Run only the leading CPU steps (everything before detect/save), showing each output
+        to `observe`: nothing leaves the process and nothing is stored."""
+        ctx = RunContext(pipeline=self.ref, data=data, services=services)
+        if not self.preview_steps:
+            return ctx
+        stage = self._stages[0][1]
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(cpu_pool, _run_cpu_stage, stage, data, ctx, observe)
+        except ServiceError:
+            raise
+        except Exception as error:
+            raise StepFailed(error) from error
         return ctx
 
 
-def _run_cpu_stage(stage: list[KeyedStep], value: Value, ctx: RunContext) -> Value:
+def _run_cpu_stage(
+    stage: list[KeyedStep], value: Value, ctx: RunContext, observe: Observer | None = None
+) -> Value:
     ctx.fingerprint()
     for keyed in stage:
         step = keyed.step
@@ -79,6 +131,8 @@ def _run_cpu_stage(stage: list[KeyedStep], value: Value, ctx: RunContext) -> Val
         value = step.apply(value, ctx)
         ctx.record_timing(keyed.key, started)
         _note_detections(step, value, ctx)
+        if observe is not None:
+            observe(keyed, value)
     return value
 
 

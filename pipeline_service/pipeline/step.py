@@ -57,8 +57,14 @@ def register(step_class: S) -> S:
     return step_class
 
 
+def _flow_order(cls: type[Step]) -> tuple[int, int, str]:
+    kinds = list(Kind)
+    return kinds.index(cls.consumes), kinds.index(cls.produces), cls.name
+
+
 def step_catalogue() -> list[dict[str, Any]]:
-    """Every step type with its contract and JSON Schema of its params (defaults included)."""
+    """Every step type with its contract and JSON Schema of its params (defaults included),
+    in the order data flows through them (decode first, save last)."""
     return [
         {
             "name": cls.name,
@@ -67,5 +73,5 @@ def step_catalogue() -> list[dict[str, Any]]:
             "produces": str(cls.produces),
             "params": cls.Params.model_json_schema(),
         }
-        for cls in STEP_TYPES.values()
+        for cls in sorted(STEP_TYPES.values(), key=_flow_order)
     ]

@@ -54,6 +54,17 @@ class RunRecorder(Protocol):
     async def record_failure(self, ctx: "RunContext", error: str) -> int: ...
 
 
+class RunObserver(Protocol):
+    """Told how each run ended: "succeeded", "failed" or "rejected" (the client's input)."""
+
+    def run_finished(self, ctx: "RunContext", status: str) -> None: ...
+
+
+class Unobserved:
+    def run_finished(self, ctx: "RunContext", status: str) -> None:
+        pass
+
+
 @dataclass(frozen=True, slots=True)
 class RunServices:
     """What steps may use beyond their input: the model, the database, the limits."""
@@ -61,6 +72,18 @@ class RunServices:
     model: ModelClientProtocol
     recorder: RunRecorder
     max_image_pixels: int
+    observer: RunObserver = field(default_factory=Unobserved)
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyClaim:
+    """Bind the run this request stores to `key`, unless the key already stands for a run:
+    then the save step answers that run instead (`RunContext.replayed`)."""
+
+    key: str
+    pipeline_id: int
+    request_sha256: str
+    ttl_s: int
 
 
 @dataclass(slots=True)
@@ -74,6 +97,8 @@ class RunContext:
     detections: list[Box] | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
     run_id: int | None = None
+    idempotency: IdempotencyClaim | None = None
+    replayed: bool = False  # run_id is an earlier run with the same Idempotency-Key
 
     def fingerprint(self) -> None:
         if self.image_sha256 is None:

@@ -1,3 +1,3 @@
 """Step implementations. Importing this package registers every step type."""
 
-from pipeline_service.pipeline.steps import detect, image, save  # noqa: F401
+from pipeline_service.pipeline.steps import detect, filters, image, save, transform  # noqa: F401

@@ -6,11 +6,12 @@ from collections.abc import Sequence
 from typing import Literal
 
 import cv2
-import imagesize
 import numpy as np
+from PIL import Image
 from pydantic import Field
 
 from pipeline_service.errors import ImageTooLarge, UnsupportedImage
+from pipeline_service.pipeline.jpeg import is_jpeg, jpeg_is_complete
 from pipeline_service.pipeline.step import CpuStep, Step, StepParams, register
 from pipeline_service.pipeline.types import ImagePayload, Kind, RunContext
 
@@ -18,12 +19,17 @@ ACCEPTED_FORMATS = "JPEG, PNG, WebP, BMP or TIFF"
 MAX_SIDE = 16384
 
 
-def _header_size(data: bytes) -> tuple[int, int]:
-    """Width and height from the file header, without decoding pixels; (-1, -1) if unknown."""
+# Pillow only reads headers here; the pixel limit is ours (MAX_IMAGE_PIXELS), not Pillow's.
+Image.MAX_IMAGE_PIXELS = None
+
+
+def _header_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height from the file header, without decoding pixels; None if unreadable."""
     try:
-        return imagesize.get(io.BytesIO(data))  # BytesIO shares the buffer, no copy
-    except Exception:  # a malformed header is reported by the decoder below
-        return -1, -1
+        with Image.open(io.BytesIO(data)) as header:  # BytesIO shares the buffer, no copy
+            return header.size
+    except Exception:  # not a format Pillow knows, or a broken header: OpenCV decides below
+        return None
 
 
 class DecodeParams(StepParams):
@@ -38,7 +44,6 @@ class DecodeParams(StepParams):
     )
 
 
-JPEG_MAGIC = b"\xff\xd8\xff"
 # (scale, flag) by color mode, largest reduction first.
 REDUCED_FLAGS = {
     "color": [
@@ -65,7 +70,7 @@ def decode_flag(
     image may be turned by its EXIF orientation, so both of its sides must cover the larger
     side of the target.
     """
-    if target is None or not data.startswith(JPEG_MAGIC):
+    if target is None or not is_jpeg(data):
         return FULL_FLAGS[color], 1
     shorter, needed = min(size), max(target)
     for scale, flag in REDUCED_FLAGS[color]:
@@ -91,16 +96,22 @@ class Decode(CpuStep):
     def apply(self, value: bytes, ctx: RunContext) -> np.ndarray:
         if not value:
             raise UnsupportedImage(f"The uploaded file is empty; send a {ACCEPTED_FORMATS} image.")
-        width, height = _header_size(value)
+        size = _header_size(value)
         limit = ctx.services.max_image_pixels
-        if width > 0 and height > 0 and width * height > limit:
+        if size is not None and size[0] * size[1] > limit:
+            width, height = size
             raise ImageTooLarge(
                 f"The image is {width}x{height} = {width * height} pixels; the limit is "
                 f"{limit} pixels (MAX_IMAGE_PIXELS)."
             )
+        if is_jpeg(value) and not jpeg_is_complete(value):
+            raise UnsupportedImage(
+                f"The uploaded JPEG ({len(value)} bytes) is truncated: it has no end-of-image "
+                "marker after its image data; send the complete file."
+            )
         flag, scale = FULL_FLAGS[self.params.color], 1
-        if width > 0 and height > 0:
-            flag, scale = decode_flag(self.params.color, value, (width, height), self.target)
+        if size is not None:
+            flag, scale = decode_flag(self.params.color, value, size, self.target)
         image = cv2.imdecode(np.frombuffer(value, dtype=np.uint8), flag)
         if image is None or image.size == 0:
             raise UnsupportedImage(
@@ -113,7 +124,9 @@ class Decode(CpuStep):
                 f"{limit} pixels (MAX_IMAGE_PIXELS)."
             )
         ctx.image_height, ctx.image_width = image.shape[:2]
-        if scale > 1:  # the run records the original size, turned as the pixels were
+        if size is not None and scale > 1:
+            # The run records the size as uploaded, turned like the pixels (EXIF orientation).
+            width, height = size
             turned = (image.shape[1] > image.shape[0]) != (width > height)
             ctx.image_width, ctx.image_height = (height, width) if turned else (width, height)
         return image
@@ -195,7 +208,7 @@ class Base64(CpuStep):
         if encoding == "raw":
             raw: bytes | np.ndarray = np.ascontiguousarray(value)
         else:
-            if encoding == "jpeg" and value.dtype != np.uint8:
+            if value.dtype != np.uint8:  # float32 0..1 from normalize; PNG/JPEG want 8 bits
                 value = cv2.convertScaleAbs(value, alpha=255.0)
             options = (
                 [cv2.IMWRITE_JPEG_QUALITY, self.params.jpeg_quality] if encoding == "jpeg" else []

@@ -1,0 +1,45 @@
+# syntax=docker/dockerfile:1
+# One recipe, two images: `--target pipeline_service` (also runs the migrations) and
+# `--target model_service`. They share every layer but the last, so the dependencies are
+# installed once. Written and linted, but not built here (no Docker engine on the machine
+# it was written on): see README "Run it".
+FROM python:3.11-slim-bookworm AS base
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONPATH=/app
+
+WORKDIR /app
+
+# Dependencies before the source: this layer is rebuilt when pyproject.toml changes, not when
+# the code does. Only the runtime dependencies (no `embedded` PostgreSQL, no dev tools).
+COPY pyproject.toml ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+        > /tmp/requirements.txt \
+    && pip install --no-cache-dir -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
+
+RUN groupadd --system --gid 10001 app \
+    && useradd --system --uid 10001 --gid app --no-create-home --shell /usr/sbin/nologin app
+
+# The source stays owned by root: the service user can read it, not change it.
+COPY alembic.ini seed.sql ./
+COPY migrations ./migrations
+COPY model_service ./model_service
+COPY pipeline_service ./pipeline_service
+COPY service_kit ./service_kit
+
+USER 10001:10001
+
+
+FROM base AS model_service
+EXPOSE 8001
+# sh only to read MODEL_WORKERS; exec hands PID 1 (and SIGTERM) to uvicorn.
+CMD ["sh", "-c", "exec uvicorn --factory model_service.app:create_app --host 0.0.0.0 --port 8001 --no-access-log --workers \"${MODEL_WORKERS:-1}\""]
+
+
+FROM base AS pipeline_service
+EXPOSE 8000
+CMD ["sh", "-c", "exec uvicorn --factory pipeline_service.app:create_app --host 0.0.0.0 --port 8000 --no-access-log --workers \"${PIPELINE_WORKERS:-1}\""]

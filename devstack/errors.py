@@ -1,0 +1,2 @@
+class StackError(Exception):
+    """Something a person can fix; printed as one line, without a traceback."""

@@ -1,0 +1,49 @@
+"""Who may change pipelines: `Authorization: Bearer <PIPELINE_ADMIN_TOKEN>`.
+
+401 without a token, 403 with a wrong one, 403 for everyone while no token is configured.
+Reading and processing stay open.
+"""
+
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException
+
+from pipeline_service.config import Settings
+
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="PipelineAdminToken",
+    description="The value of PIPELINE_ADMIN_TOKEN; needed to create, change or delete pipelines.",
+)
+
+NOT_CONFIGURED = (
+    "Changing pipelines is disabled because no admin token is configured: set "
+    "PIPELINE_ADMIN_TOKEN in the pipeline service's environment (or .env), restart it, and "
+    "send the token as 'Authorization: Bearer <token>'."
+)
+MISSING_TOKEN = (
+    "Changing pipelines needs the admin token: send 'Authorization: Bearer <token>' "
+    "with the value of PIPELINE_ADMIN_TOKEN."
+)
+WRONG_TOKEN = "The bearer token is not the pipeline admin token."
+CHALLENGE = 'Bearer realm="pipelines"'
+
+
+async def require_admin(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> None:
+    settings: Settings = request.app.state.runtime.settings
+    expected = settings.pipeline_admin_token
+    if expected is None:
+        raise HTTPException(403, NOT_CONFIGURED)
+    if credentials is None:
+        raise HTTPException(401, MISSING_TOKEN, headers={"WWW-Authenticate": CHALLENGE})
+    # Bytes, so a non-ASCII token is compared too (compare_digest refuses non-ASCII str).
+    if not secrets.compare_digest(
+        credentials.credentials.encode(), expected.get_secret_value().encode()
+    ):
+        raise HTTPException(403, WRONG_TOKEN)

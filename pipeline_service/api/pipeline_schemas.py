@@ -1,0 +1,181 @@
+"""Request and response bodies of the step catalogue, pipeline management and preview."""
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pipeline_service.db.pipeline_store import StoredPipeline, StoredVersion
+from pipeline_service.pipeline.definition import StepDefinition
+from pipeline_service.pipeline.preview import Preview
+from pipeline_service.pipeline.validation import PipelineDraft
+
+CAR_DETECTION_EXAMPLE = {
+    "name": "car-detection-gray",
+    "description": "Grayscale variant of car detection, keeping confident cars only.",
+    "steps": [
+        {"type": "decode"},
+        {"type": "grayscale", "params": {"keep_channels": True}},
+        {"type": "resize", "params": {"width": 640, "height": 640}},
+        {"type": "normalize"},
+        {"type": "base64", "params": {"encoding": "jpeg"}},
+        {"type": "detect"},
+        {"type": "filter_detections", "params": {"min_confidence": 0.5, "labels": [1]}},
+        {"type": "save"},
+    ],
+}
+
+
+class StepType(BaseModel):
+    name: str = Field(examples=["resize"])
+    description: str
+    consumes: str = Field(description="What the step takes from the step before it.")
+    produces: str = Field(description="What it hands to the next step.")
+    params: dict[str, Any] = Field(
+        description="JSON Schema of the step's params, with their defaults."
+    )
+
+
+class StepIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = Field(description="A step type from GET /steps.", examples=["resize"])
+    params: dict[str, Any] | None = Field(
+        None, description="Params as in the step type's schema; omitted ones take the default."
+    )
+
+    def definition(self) -> StepDefinition:
+        return StepDefinition(self.type, self.params or {})
+
+
+class PipelineIn(BaseModel):
+    """Unknown top-level keys (id, version...) are ignored, so a GET answer can be edited and
+    sent back as it is."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [CAR_DETECTION_EXAMPLE]})
+
+    name: str = Field(description="Unique among active pipelines.")
+    description: str = ""
+    steps: list[StepIn] = Field(description="In the order they run.")
+
+    def draft(self) -> PipelineDraft:
+        return PipelineDraft(self.name, self.description, tuple(s.definition() for s in self.steps))
+
+
+class StepOut(BaseModel):
+    type: str
+    params: dict[str, Any]
+
+    @classmethod
+    def of(cls, step: StepDefinition) -> "StepOut":
+        return cls(type=step.type, params=step.params)
+
+
+class PipelineSummary(BaseModel):
+    id: int
+    name: str
+    description: str
+    version: int = Field(description="Bumped by every change of name, description or steps.")
+    is_active: bool = Field(description="False once deleted.")
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, p: StoredPipeline) -> "PipelineSummary":
+        return cls(
+            id=p.id,
+            name=p.name,
+            description=p.description,
+            version=p.version,
+            is_active=p.is_active,
+            created_at=p.created_at,
+            updated_at=p.updated_at,
+        )
+
+
+class PipelineOut(PipelineSummary):
+    steps: list[StepOut]
+
+    @classmethod
+    def of(cls, p: StoredPipeline) -> "PipelineOut":
+        summary = PipelineSummary.of(p).model_dump()
+        return cls(**summary, steps=[StepOut.of(s) for s in p.steps])
+
+
+class PipelineVersionOut(BaseModel):
+    version: int
+    created_at: datetime
+    name: str
+    description: str
+    steps: list[StepOut]
+
+    @classmethod
+    def of(cls, v: StoredVersion) -> "PipelineVersionOut":
+        return cls(
+            version=v.version,
+            created_at=v.created_at,
+            name=v.name,
+            description=v.description,
+            steps=[StepOut.of(s) for s in v.steps],
+        )
+
+
+class PreviewDefinition(BaseModel):
+    """The `definition` form field of a preview: the same JSON as POST /pipelines (name and
+    description may be left out)."""
+
+    name: str = ""
+    description: str = ""
+    steps: list[StepIn]
+
+
+class PreviewStep(BaseModel):
+    index: int
+    type: str
+    ms: float = Field(description="Time the step took.")
+    shape: list[int] = Field(description="Output shape: [height, width] or [height, width, 3].")
+    dtype: str
+    min: float | None = Field(description="Smallest output value (null for a base64 payload).")
+    max: float | None
+    encoding: str | None = Field(None, description="For base64: raw, png or jpeg.")
+    base64_chars: int | None = Field(None, description="For base64: length of the text.")
+
+
+class NotRunStep(BaseModel):
+    index: int
+    type: str
+
+
+class PreviewImage(BaseModel):
+    bytes: int
+    width: int | None
+    height: int | None
+
+
+class PreviewOut(BaseModel):
+    steps: list[PreviewStep] = Field(description="Each step that ran, in order.")
+    not_run: list[NotRunStep] = Field(
+        description="Steps a preview does not run: detect, save and everything after them."
+    )
+    image: PreviewImage
+
+    @classmethod
+    def of(cls, p: Preview) -> "PreviewOut":
+        return cls(
+            steps=[
+                PreviewStep(
+                    index=s.index,
+                    type=s.type,
+                    ms=s.ms,
+                    shape=list(s.shape),
+                    dtype=s.dtype,
+                    min=s.min,
+                    max=s.max,
+                    encoding=s.encoding,
+                    base64_chars=s.base64_chars,
+                )
+                for s in p.steps
+            ],
+            not_run=[NotRunStep(index=n.index, type=n.type) for n in p.not_run],
+            image=PreviewImage(bytes=p.image_bytes, width=p.image_width, height=p.image_height),
+        )

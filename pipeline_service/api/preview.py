@@ -1,0 +1,101 @@
+"""POST /pipelines/preview: see what a definition does to an image before saving it."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+
+from pipeline_service.api import pipelines_docs as docs
+from pipeline_service.api.pipeline_schemas import PreviewDefinition, PreviewOut
+from pipeline_service.config import PG_INT_MAX
+from pipeline_service.errors import InvalidPipeline
+from pipeline_service.pipeline.compiler import check_steps
+from pipeline_service.pipeline.definition import PipelineRef
+from pipeline_service.pipeline.engine import CompiledPipeline
+from pipeline_service.pipeline.preview import preview
+from pipeline_service.runtime import Runtime
+
+router = APIRouter(tags=["pipelines"])
+
+DRAFT = PipelineRef(id=0, version=0, name="preview")
+
+
+def _definition_errors(error: ValidationError) -> RequestValidationError:
+    return RequestValidationError(
+        [{**issue, "loc": ("definition", *issue["loc"])} for issue in error.errors()]
+    )
+
+
+def _one_source(definition: str | None, pipeline_id: int | None) -> None:
+    if (definition is None) == (pipeline_id is None):
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("definition",),
+                    "msg": "send either a definition (JSON) or the pipeline_id of a stored "
+                    "pipeline, not both and not neither",
+                    "type": "value_error",
+                }
+            ]
+        )
+
+
+def _compile(definition: str) -> CompiledPipeline:
+    try:
+        parsed = PreviewDefinition.model_validate_json(definition)
+    except ValidationError as error:
+        raise _definition_errors(error) from error
+    built, problems = check_steps([step.definition() for step in parsed.steps])
+    if problems:
+        raise InvalidPipeline(problems)
+    return CompiledPipeline(DRAFT, built)
+
+
+@router.post(
+    "/pipelines/preview",
+    summary="Run a definition's image steps on one image, storing nothing",
+    description=(
+        "Multipart form: `image` (the file) and either `definition` (the same JSON as the "
+        "body of POST /pipelines; name and description may be left out) or `pipeline_id` "
+        "(a stored pipeline). Runs the steps up to, not including, the first "
+        "detect/save and answers what each produced: shape, dtype, min/max and time. "
+        "Nothing is sent to the model and nothing is stored."
+    ),
+    response_model=PreviewOut,
+    openapi_extra=docs.PREVIEW_FORM,
+    responses={
+        200: docs.PREVIEWED,
+        404: docs.PREVIEW_NOT_FOUND,
+        413: docs.PREVIEW_TOO_LARGE,
+        415: docs.PREVIEW_NOT_AN_IMAGE,
+        422: docs.PREVIEW_INVALID,
+        503: docs.DATABASE_DOWN,
+    },
+)
+async def preview_pipeline(
+    request: Request,
+    image: Annotated[UploadFile, File(description="The image (JPEG, PNG...).")],
+    definition: Annotated[
+        str | None,
+        Form(
+            description='Pipeline definition as JSON: {"steps": [{"type": ..., '
+            '"params": {...}}, ...]}.',
+            examples=[docs.PREVIEW_DEFINITION],
+        ),
+    ] = None,
+    pipeline_id: Annotated[
+        int | None,
+        Form(ge=1, le=PG_INT_MAX, description="Or: preview a stored pipeline.", examples=[1]),
+    ] = None,
+) -> PreviewOut:
+    runtime: Runtime = request.app.state.runtime
+    _one_source(definition, pipeline_id)
+    if definition is not None:
+        pipeline = _compile(definition)
+    else:
+        assert pipeline_id is not None
+        pipeline = await runtime.pipelines.get(pipeline_id)
+    data = await image.read()
+    result = await preview(pipeline, data, runtime.services, runtime.cpu_pool)
+    return PreviewOut.of(result)

@@ -1,0 +1,21 @@
+"""Tell a complete JPEG from a truncated one without decoding it.
+
+Some libjpeg builds decode a truncated file "successfully" (the missing rows come out grey,
+with only a warning on stderr), so the decoder's verdict alone is not enough.
+"""
+
+SOI = b"\xff\xd8"  # start of image
+SOS = b"\xff\xda"  # start of scan: entropy-coded data follows
+EOI = b"\xff\xd9"  # end of image
+
+
+def is_jpeg(data: bytes) -> bool:
+    return data[:2] == SOI
+
+
+def jpeg_is_complete(data: bytes) -> bool:
+    """True if an end-of-image marker follows the last scan. Inside scan data 0xFF is always
+    stuffed (FF 00) or a restart marker, so FF DA / FF D9 there are real markers; an EXIF
+    thumbnail's own EOI comes before the main image's scans."""
+    last_scan = data.rfind(SOS)
+    return last_scan != -1 and data.find(EOI, last_scan + 2) != -1

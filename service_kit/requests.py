@@ -1,0 +1,125 @@
+"""`ObserveRequests`: for every HTTP request, the request id (taken from X-Request-ID or
+made up, echoed in the answer), one JSON log line, and the HTTP metrics.
+
+Handlers add `pipeline_id` / `run_id` to the line by setting them on `request.state`.
+"""
+
+import logging
+import re
+import time
+import uuid
+
+import orjson
+from starlette.routing import compile_path
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service_kit.logs import ACCESS_LOGGER, REQUEST_ID
+from service_kit.metrics import UNMATCHED_ROUTE, observe_request
+
+log = logging.getLogger(ACCESS_LOGGER)
+errors_log = logging.getLogger("service_kit.errors")
+
+HEADER = b"x-request-id"
+# What we accept from a client: short, printable, nothing that could split a log line/header.
+VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:/+=@-]{1,128}")
+LOGGED_STATE = ("pipeline_id", "run_id")
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == HEADER and VALID_REQUEST_ID.fullmatch(value):
+            return value.decode("ascii")
+    return uuid.uuid4().hex
+
+
+def _route_templates(app: object) -> list[tuple[re.Pattern[str], str]]:
+    """Every documented path template of the app, as (regex, template)."""
+    openapi = getattr(app, "openapi", None)
+    try:
+        paths = openapi()["paths"] if callable(openapi) else {}
+    except Exception:  # a label is not worth failing a request for
+        errors_log.exception("cannot list the app's routes for metric labels")
+        paths = {}
+    return [(compile_path(template)[0], template) for template in paths]
+
+
+INTERNAL_ERROR = orjson.dumps(
+    {
+        "type": "/problems/internal-error",
+        "title": "Internal Server Error",
+        "status": 500,
+        "detail": "Something went wrong on our side; it has been logged.",
+    }
+)
+
+
+class ObserveRequests:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._templates: list[tuple[re.Pattern[str], str]] | None = None
+
+    def _route(self, scope: Scope) -> str:
+        """The route template ("/results/{run_id}"): label values stay few, whatever the path."""
+        route = getattr(scope.get("route"), "path", None)
+        if route:
+            return route
+        # Answered before routing (an upload refused by its size) or by no route at all.
+        if self._templates is None:
+            self._templates = _route_templates(scope.get("app"))
+        path = scope["path"]
+        return next((t for regex, t in self._templates if regex.match(path)), UNMATCHED_ROUTE)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = _request_id(scope)
+        token = REQUEST_ID.set(request_id)
+        state = scope.setdefault("state", {})
+        status = 500
+        response_started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_started = True
+                message["headers"] = [*message.get("headers", ()), (HEADER, request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            # Logged here, once, with the request id; answered here, and not re-raised, so
+            # the server does not log the same traceback a second time.
+            errors_log.exception("unhandled error in %s %s", scope["method"], scope["path"])
+            status = 500
+            if not response_started:
+                await send_with_id(
+                    {
+                        "type": "http.response.start",
+                        "status": 500,
+                        "headers": [(b"content-type", b"application/problem+json")],
+                    }
+                )
+                await send_with_id({"type": "http.response.body", "body": INTERNAL_ERROR})
+        finally:
+            seconds = time.perf_counter() - started
+            observe_request(self._route(scope), scope["method"], status, seconds)
+            log.log(
+                logging.WARNING if status >= 500 else logging.INFO,
+                "%s %s %d",
+                scope["method"],
+                scope["path"],
+                status,
+                extra={
+                    "request_id": request_id,
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": round(seconds * 1000, 3),
+                    **{key: state.get(key) for key in LOGGED_STATE},
+                },
+            )
+            REQUEST_ID.reset(token)
