@@ -17,5 +17,8 @@ def jpeg_is_complete(data: bytes) -> bool:
     """True if an end-of-image marker follows the last scan. Inside scan data 0xFF is always
     stuffed (FF 00) or a restart marker, so FF DA / FF D9 there are real markers; an EXIF
     thumbnail's own EOI comes before the main image's scans."""
-    last_scan = data.rfind(SOS)
-    return last_scan != -1 and data.find(EOI, last_scan + 2) != -1
+    # Same verdict as "an EOI after the last SOS", read from the end: the last EOI, no SOS
+    # after it, one before it. Scanning from the last SOS read the whole file (0.7 ms for a
+    # 1080p photo, holding the GIL); this reads a few bytes at each end (README, Performance).
+    last_end = data.rfind(EOI)
+    return last_end != -1 and data.find(SOS, last_end) == -1 and data.find(SOS, 0, last_end) != -1
