@@ -45,13 +45,33 @@ def find_images(directory: Path | None) -> Path:
     raise SystemExit("Sample photos not found: pass --images DIR (with parking_1920x1080.jpg).")
 
 
-def group_totals(stack: Stack, measure: Callable[[psutil.Process], float]) -> dict[str, float]:
-    totals = dict.fromkeys(GROUPS, 0.0)
+def per_process(
+    stack: Stack, measure: Callable[[psutil.Process], float]
+) -> dict[tuple[str, int], float]:
+    values = {}
     for group, procs in stack.processes().items():
         for proc in procs:
             with contextlib.suppress(psutil.Error):  # gone in between
-                totals[group] += measure(proc)
+                values[group, proc.pid] = measure(proc)
+    return values
+
+
+def group_totals(stack: Stack, measure: Callable[[psutil.Process], float]) -> dict[str, float]:
+    totals = dict.fromkeys(GROUPS, 0.0)
+    for (group, _), value in per_process(stack, measure).items():
+        totals[group] += value
     return totals
+
+
+def cpu_used(
+    before: dict[tuple[str, int], float], after: dict[tuple[str, int], float]
+) -> dict[str, float]:
+    """CPU seconds per group between two snapshots; a process that ended in between (an
+    overflow database connection) is not counted, one that started is counted in full."""
+    used = dict.fromkeys(GROUPS, 0.0)
+    for key, seconds in after.items():
+        used[key[0]] += seconds - before.get(key, 0.0)
+    return used
 
 
 def cpu_seconds(proc: psutil.Process) -> float:
@@ -78,11 +98,12 @@ def count_runs(stack: Stack) -> int:
 def measured_run(
     stack: Stack, image: Path, concurrency: int, seconds: float, fl: floor.Floor
 ) -> Row:
-    runs_before, cpu_before = count_runs(stack), group_totals(stack, cpu_seconds)
+    runs_before, cpu_before = count_runs(stack), per_process(stack, cpu_seconds)
     load = run_wrk(stack.url, image, concurrency, seconds)
-    cpu_after, runs_after = group_totals(stack, cpu_seconds), count_runs(stack)
+    used = cpu_used(cpu_before, per_process(stack, cpu_seconds))
+    runs_after = count_runs(stack)
     answers = max(load.ok + load.failed, 1)
-    cpu_ms = {g: (cpu_after[g] - cpu_before[g]) * 1000 / answers for g in GROUPS}
+    cpu_ms = {g: used[g] * 1000 / answers for g in GROUPS}
     cpu_ms["wrk"] = load.wrk_cpu_s * 1000 / answers
     size = image.stem.removeprefix("parking_")
     return Row(size, concurrency, load, fl, cpu_ms, runs_after - runs_before)
