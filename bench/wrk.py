@@ -92,7 +92,18 @@ def run_wrk(
     lines = [line for line in stdout.splitlines() if line.startswith("BENCH ")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"wrk failed ({proc.returncode}): {stderr.strip() or stdout.strip()}")
-    return LoadResult(**json.loads(lines[-1][len("BENCH ") :]), wrk_cpu_s=cpu)
+    summary = json.loads(lines[-1][len("BENCH ") :])
+    summary["statuses"] = _sum_statuses(summary["statuses"])
+    return LoadResult(**summary, wrk_cpu_s=cpu)
+
+
+def _sum_statuses(per_thread: str) -> str:
+    """ "415:3,415:2,500:1" (one entry per wrk thread and status) -> "415:5,500:1"."""
+    totals: dict[int, int] = {}
+    for entry in filter(None, per_thread.split(",")):
+        status, count = entry.split(":")
+        totals[int(status)] = totals.get(int(status), 0) + int(count)
+    return ",".join(f"{status}:{count}" for status, count in sorted(totals.items()))
 
 
 def _wait_for_threads(fd: int, count: int, deadline: float) -> None:
