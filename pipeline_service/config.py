@@ -25,6 +25,9 @@ class Settings(BaseSettings):
         description="PostgreSQL to use; postgresql:// and postgresql+asyncpg:// both work.",
     )
     db_pool_size: int = Field(10, ge=1, description="Connections kept open per process.")
+    db_pool_pre_ping: bool = Field(
+        True, description="Check each pooled connection before use (one extra round trip)."
+    )
     model_service_url: str = Field(
         "http://127.0.0.1:8001", description="Base URL of the model service."
     )

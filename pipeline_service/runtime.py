@@ -40,7 +40,7 @@ class Runtime:
 async def open_runtime(
     settings: Settings, model_transport: httpx.AsyncBaseTransport | None = None
 ) -> AsyncIterator[Runtime]:
-    db = create_engine(settings.database_url, settings.db_pool_size)
+    db = create_engine(settings.database_url, settings.db_pool_size, settings.db_pool_pre_ping)
     watch_pool(db)
     cache = PipelineCache(PipelineRepository(db).load_active)
     listener = PipelineChangeListener(

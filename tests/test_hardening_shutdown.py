@@ -99,7 +99,7 @@ async def test_sigterm_under_load_loses_and_half_writes_nothing(
 async def test_a_started_run_write_finishes_even_if_its_request_is_cancelled(
     database_url: str, db
 ) -> None:
-    engine = create_engine(asyncpg_url(database_url), pool_size=2)
+    engine = create_engine(asyncpg_url(database_url), pool_size=2, pre_ping=True)
     runs = RunRepository(engine)
     image = unique_jpeg(60_000)
     ctx = RunContext(

@@ -45,7 +45,9 @@ async def listener_pids(db: asyncpg.Connection) -> set[int]:
 
 @pytest.fixture
 async def watched(database_url: str, db) -> AsyncIterator[Watched]:
-    engine = create_engine(database_url.replace("postgresql://", "postgresql+asyncpg://"), 2)
+    engine = create_engine(
+        database_url.replace("postgresql://", "postgresql+asyncpg://"), 2, pre_ping=True
+    )
     repository = PipelineRepository(engine)
 
     async def load(pipeline_id: int) -> PipelineDefinition | None:

@@ -7,6 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import AwareDatetime
 
 from pipeline_service.api.cursor import Cursor, InvalidCursor, decode_cursor, encode_cursor
+from pipeline_service.api.process_docs import PROCESS_RESULT_EXAMPLE
 from pipeline_service.api.result_schemas import RunPage, RunResult, RunStatus
 from pipeline_service.api.schemas import Problem
 from pipeline_service.config import PG_INT_MAX
@@ -18,28 +19,11 @@ router = APIRouter(tags=["results"])
 
 MAX_LIMIT = 500
 
+# A stored run reads back as the answer that created it, minus the save step's own timing
+# (it is measured while the row is written), plus its error and time.
 RUN_EXAMPLE = {
-    "run_id": 42,
-    "pipeline_id": 1,
-    "pipeline_version": 1,
-    "status": "succeeded",
-    "car_detected": True,
-    "box": {
-        "top_left_x": 412.0,
-        "top_left_y": 288.0,
-        "w": 186.0,
-        "h": 121.0,
-        "conf": 0.87,
-        "label": 1,
-    },
-    "detections": [[412.0, 288.0, 186.0, 121.0, 0.87, 1]],
-    "timings_ms": {"decode": 7.9, "resize": 0.9, "normalize": 0.4, "base64": 0.6, "detect": 3.1},
-    "image": {
-        "sha256": "3f1b5e0c4a8d2b7e9f6a1c0d5e4b3a2918f7e6d5c4b3a29180f7e6d5c4b3a291",
-        "bytes": 595729,
-        "width": 1920,
-        "height": 1080,
-    },
+    **PROCESS_RESULT_EXAMPLE,
+    "timings_ms": {k: v for k, v in PROCESS_RESULT_EXAMPLE["timings_ms"].items() if k != "save"},
     "error": None,
     "created_at": "2026-11-21T20:48:03.512345Z",
 }

@@ -10,12 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from pipeline_service.errors import DatabaseUnavailable
 
 
-def create_engine(database_url: str, pool_size: int) -> AsyncEngine:
+def create_engine(database_url: str, pool_size: int, pre_ping: bool) -> AsyncEngine:
+    # Either way a restarted PostgreSQL needs no restart of ours: without pre-ping the first
+    # request on a dead connection fails (503) and SQLAlchemy then invalidates the whole pool.
     return create_async_engine(
-        database_url,
-        pool_size=pool_size,
-        max_overflow=pool_size,
-        pool_pre_ping=True,  # a restarted PostgreSQL costs one failed request, not a restart
+        database_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=pre_ping
     )
 
 
