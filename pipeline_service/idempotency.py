@@ -16,7 +16,7 @@ import logging
 from concurrent.futures import Executor
 
 from pipeline_service.db.idempotency import IdempotencyRepository, ensure_same_request
-from pipeline_service.db.runs import RunRepository, StoredRun
+from pipeline_service.db.results import ResultsRepository, StoredRun
 from pipeline_service.pipeline.types import IdempotencyClaim
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ def request_sha256(pipeline_id: int, image_sha256: str) -> str:
 
 
 class IdempotentRequests:
-    def __init__(self, keys: IdempotencyRepository, runs: RunRepository, ttl_s: int) -> None:
+    def __init__(self, keys: IdempotencyRepository, runs: ResultsRepository, ttl_s: int) -> None:
         self._keys = keys
         self._runs = runs
         self.ttl_s = ttl_s
@@ -51,10 +51,10 @@ class IdempotentRequests:
         if record is None:
             return None
         ensure_same_request(claim, record)
-        return await self._runs.load(record.run_id)
+        return await self._runs.get(record.run_id)
 
     async def stored_run(self, run_id: int) -> StoredRun | None:
-        return await self._runs.load(run_id)
+        return await self._runs.get(run_id)
 
     async def purge_forever(self, every_s: float = PURGE_EVERY_S) -> None:
         while True:

@@ -17,6 +17,7 @@ from pipeline_service.db.change_listener import PipelineChangeListener
 from pipeline_service.db.engine import create_engine, libpq_url
 from pipeline_service.db.idempotency import IdempotencyRepository
 from pipeline_service.db.pipelines import PipelineRepository
+from pipeline_service.db.results import ResultsRepository
 from pipeline_service.db.runs import RunRepository
 from pipeline_service.idempotency import IdempotentRequests
 from pipeline_service.metrics import MeteredModelClient, PrometheusRunObserver, watch_pool
@@ -63,7 +64,9 @@ async def open_runtime(
         settings.max_image_pixels,
         PrometheusRunObserver(),
     )
-    idempotency = IdempotentRequests(IdempotencyRepository(db), runs, settings.idempotency_ttl_s)
+    idempotency = IdempotentRequests(
+        IdempotencyRepository(db), ResultsRepository(db), settings.idempotency_ttl_s
+    )
     await listener.start()
     purge = asyncio.create_task(idempotency.purge_forever(), name="idempotency-purge")
     try:

@@ -139,7 +139,7 @@ async def process_image(
         )
         earlier = await runtime.idempotency.earlier_run(claim)
         if earlier is not None:
-            request.state.run_id = earlier.run_id
+            request.state.run_id = earlier.id
             response.headers[REPLAYED_HEADER] = "true"
             return ProcessResult.of_stored(earlier)
     pipeline = await runtime.pipelines.get(pipeline_id)

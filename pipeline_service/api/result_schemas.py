@@ -5,9 +5,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from pipeline_service.api.schemas import BoxOut, ImageInfo
+from pipeline_service.api.schemas import BoxOut, ImageInfo, stored_run_fields
 from pipeline_service.db.results import StoredRun
-from pipeline_service.pipeline.types import CAR_LABEL
 
 RunStatus = Literal["succeeded", "failed"]
 
@@ -31,26 +30,7 @@ class RunResult(BaseModel):
 
     @classmethod
     def of(cls, run: StoredRun) -> "RunResult":
-        cars = [box for box in run.detections if box.label == CAR_LABEL]
-        best = max(cars, key=lambda box: box.conf, default=None)
-        return cls(
-            run_id=run.id,
-            pipeline_id=run.pipeline_id,
-            pipeline_version=run.pipeline_version,
-            status=run.status,  # type: ignore[arg-type]
-            car_detected=run.car_detected,
-            box=BoxOut.of(best) if best else None,
-            detections=[box.as_tuple() for box in run.detections],
-            timings_ms=run.timings_ms,
-            image=ImageInfo(
-                sha256=run.image_sha256,
-                bytes=run.image_bytes,
-                width=run.image_width,
-                height=run.image_height,
-            ),
-            error=run.error,
-            created_at=run.created_at,
-        )
+        return cls(**stored_run_fields(run), error=run.error, created_at=run.created_at)
 
 
 class RunPage(BaseModel):

@@ -1,9 +1,11 @@
 """Response bodies of the HTTP API."""
 
+from typing import Any
+
 from pydantic import BaseModel, Field
 
-from pipeline_service.db.runs import StoredRun
-from pipeline_service.pipeline.types import CAR_LABEL, Box, RunContext
+from pipeline_service.db.results import StoredRun
+from pipeline_service.pipeline.types import Box, RunContext, best_car
 
 
 class BoxOut(BaseModel):
@@ -71,24 +73,28 @@ class ProcessResult(BaseModel):
     @classmethod
     def of_stored(cls, run: StoredRun) -> "ProcessResult":
         """The answer of a run stored earlier (an Idempotency-Key replay)."""
-        cars = [box for box in run.detections if box.label == CAR_LABEL]
-        best = max(cars, key=lambda box: box.conf, default=None)
-        return cls(
-            run_id=run.run_id,
-            pipeline_id=run.pipeline_id,
-            pipeline_version=run.pipeline_version,
-            status=run.status,
-            car_detected=run.car_detected,
-            box=BoxOut.of(best) if best else None,
-            detections=[box.as_tuple() for box in run.detections],
-            timings_ms=run.timings_ms,
-            image=ImageInfo(
-                sha256=run.image_sha256,
-                bytes=run.image_bytes,
-                width=run.image_width,
-                height=run.image_height,
-            ),
-        )
+        return cls(**stored_run_fields(run))
+
+
+def stored_run_fields(run: StoredRun) -> dict[str, Any]:
+    """What a stored run answers, whether replayed (POST /process_image) or read (/results)."""
+    best = best_car(run.detections)
+    return {
+        "run_id": run.id,
+        "pipeline_id": run.pipeline_id,
+        "pipeline_version": run.pipeline_version,
+        "status": run.status,
+        "car_detected": run.car_detected,
+        "box": BoxOut.of(best) if best else None,
+        "detections": [box.as_tuple() for box in run.detections],
+        "timings_ms": run.timings_ms,
+        "image": ImageInfo(
+            sha256=run.image_sha256,
+            bytes=run.image_bytes,
+            width=run.image_width,
+            height=run.image_height,
+        ),
+    }
 
 
 class Problem(BaseModel):

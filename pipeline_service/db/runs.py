@@ -5,31 +5,15 @@ A write, once started, is finished even if the request that asked for it is canc
 """
 
 import asyncio
-from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pipeline_service.db.engine import database_errors_as_unavailable
 from pipeline_service.db.idempotency import IdempotencyRepository, claim_key, ensure_same_request
 from pipeline_service.db.models import Detection, ProcessingRun
-from pipeline_service.pipeline.types import Box, RunContext
-
-
-@dataclass(frozen=True, slots=True)
-class StoredRun:
-    run_id: int
-    pipeline_id: int
-    pipeline_version: int
-    status: str
-    car_detected: bool | None
-    detections: list[Box]
-    timings_ms: dict[str, float]
-    image_sha256: str
-    image_bytes: int
-    image_width: int | None
-    image_height: int | None
+from pipeline_service.pipeline.types import RunContext
 
 
 class _KeyTaken(Exception):
@@ -61,42 +45,6 @@ class RunRepository:
         """Wait (bounded) for writes still in progress; used at shutdown."""
         if self._pending:
             await asyncio.wait(set(self._pending), timeout=timeout_s)
-
-    async def load(self, run_id: int) -> StoredRun | None:
-        async with database_errors_as_unavailable(), self._engine.connect() as conn:
-            run = (
-                await conn.execute(
-                    ProcessingRun.__table__.select().where(ProcessingRun.id == run_id)
-                )
-            ).one_or_none()
-            if run is None:
-                return None
-            boxes = await conn.execute(
-                select(
-                    Detection.top_left_x,
-                    Detection.top_left_y,
-                    Detection.w,
-                    Detection.h,
-                    Detection.conf,
-                    Detection.label,
-                )
-                .where(Detection.run_id == run_id)
-                .order_by(Detection.id)
-            )
-            detections = [Box(*box) for box in boxes]
-        return StoredRun(
-            run_id=run.id,
-            pipeline_id=run.pipeline_id,
-            pipeline_version=run.pipeline_version,
-            status=run.status,
-            car_detected=run.car_detected,
-            detections=detections,
-            timings_ms=run.timings_ms,
-            image_sha256=run.image_sha256,
-            image_bytes=run.image_bytes,
-            image_width=run.image_width,
-            image_height=run.image_height,
-        )
 
     async def _shielded(self, write: Any) -> int:
         task: asyncio.Task[int] = asyncio.ensure_future(write)

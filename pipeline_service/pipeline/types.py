@@ -2,6 +2,7 @@
 
 import hashlib
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
@@ -33,6 +34,11 @@ class Box:
 
     def as_tuple(self) -> tuple[float, float, float, float, float, int]:
         return (self.top_left_x, self.top_left_y, self.w, self.h, self.conf, self.label)
+
+
+def best_car(boxes: Iterable[Box]) -> Box | None:
+    """The most confident car box, or None."""
+    return max((box for box in boxes if box.label == CAR_LABEL), key=lambda b: b.conf, default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,8 +117,7 @@ class RunContext:
         return any(box.label == CAR_LABEL for box in self.detections)
 
     def best_car(self) -> Box | None:
-        cars = [box for box in self.detections or () if box.label == CAR_LABEL]
-        return max(cars, key=lambda box: box.conf, default=None)
+        return best_car(self.detections or ())
 
     def record_timing(self, key: str, started: float) -> None:
         self.timings_ms[key] = round((time.perf_counter() - started) * 1000, 3)
