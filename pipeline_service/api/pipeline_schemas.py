@@ -1,7 +1,7 @@
 """Request and response bodies of the step catalogue, pipeline management and preview."""
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -62,16 +62,20 @@ class PipelineIn(BaseModel):
         return PipelineDraft(self.name, self.description, tuple(s.definition() for s in self.steps))
 
 
+# The answers below are read straight off the stored dataclasses (same field names).
+FROM_STORED = ConfigDict(from_attributes=True)
+
+
 class StepOut(BaseModel):
+    model_config = FROM_STORED
+
     type: str
     params: dict[str, Any]
 
-    @classmethod
-    def of(cls, step: StepDefinition) -> "StepOut":
-        return cls(type=step.type, params=step.params)
-
 
 class PipelineSummary(BaseModel):
+    model_config = FROM_STORED
+
     id: int
     name: str
     description: str
@@ -81,28 +85,17 @@ class PipelineSummary(BaseModel):
     updated_at: datetime
 
     @classmethod
-    def of(cls, p: StoredPipeline) -> "PipelineSummary":
-        return cls(
-            id=p.id,
-            name=p.name,
-            description=p.description,
-            version=p.version,
-            is_active=p.is_active,
-            created_at=p.created_at,
-            updated_at=p.updated_at,
-        )
+    def of(cls, p: StoredPipeline) -> Self:
+        return cls.model_validate(p)
 
 
 class PipelineOut(PipelineSummary):
     steps: list[StepOut]
 
-    @classmethod
-    def of(cls, p: StoredPipeline) -> "PipelineOut":
-        summary = PipelineSummary.of(p).model_dump()
-        return cls(**summary, steps=[StepOut.of(s) for s in p.steps])
-
 
 class PipelineVersionOut(BaseModel):
+    model_config = FROM_STORED
+
     version: int
     created_at: datetime
     name: str
@@ -110,14 +103,8 @@ class PipelineVersionOut(BaseModel):
     steps: list[StepOut]
 
     @classmethod
-    def of(cls, v: StoredVersion) -> "PipelineVersionOut":
-        return cls(
-            version=v.version,
-            created_at=v.created_at,
-            name=v.name,
-            description=v.description,
-            steps=[StepOut.of(s) for s in v.steps],
-        )
+    def of(cls, v: StoredVersion) -> Self:
+        return cls.model_validate(v)
 
 
 class PreviewDefinition(BaseModel):
