@@ -16,8 +16,8 @@ from pathlib import Path
 
 import asyncpg
 import cv2
-import imagesize
 import psutil
+from PIL import Image
 
 from bench import floor
 from bench.stack import ROOT, Stack, running_stack
@@ -149,9 +149,8 @@ def measure_floors(images: Path, sizes: list[str], seconds: float) -> dict[str, 
             f"floor {size}: {fl.ms_per_image:.2f} ms/image on one thread "
             f"-> {fl.requests_per_s:.1f} req/s on {fl.cores} cores"
         )
-        flag, scale = decode_flag(
-            "color", data, imagesize.get(images / f"parking_{size}.jpg"), (640, 640)
-        )
+        with Image.open(images / f"parking_{size}.jpg") as header:
+            flag, scale = decode_flag("color", data, header.size, (640, 640))
         if scale > 1:
             reduced = floor.measure(data, seconds, flag)
             line += (
