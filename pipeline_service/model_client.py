@@ -16,6 +16,7 @@ from pipeline_service.errors import (
     ModelTimeout,
     ModelUnavailable,
 )
+from pipeline_service.model_transport import ModelTransport
 from pipeline_service.pipeline.types import Box, ImagePayload
 from service_kit.logs import REQUEST_ID
 
@@ -66,9 +67,7 @@ class ModelClient:
         self.breaker = breaker or CircuitBreaker(failure_threshold=0, reset_after_s=1.0)
         # Retries are ours (see _post), not the transport's: bounded, with jittered backoff,
         # inside the call's deadline, and only for connections that were never made.
-        transport = transport or httpx.AsyncHTTPTransport(
-            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
-        )
+        transport = transport or ModelTransport()
         self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout_s, transport=transport)
 
     async def aclose(self) -> None:

@@ -2,6 +2,9 @@
 a timeout, and a circuit breaker that fails fast and half-opens after a pause."""
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -9,14 +12,15 @@ import pytest
 
 from pipeline_service.circuit_breaker import BreakerState, CircuitBreaker, CircuitOpen
 from pipeline_service.model_client import backoff_delays
+from pipeline_service.model_transport import ModelTransport
 from tests.conftest import ClientFactory, model_transport
 from tests.hardening_support import free_port, model_env, unique_jpeg, uvicorn_server
 
 MODEL_APP = "model_service.app:create_app"
 
 
-class CountingTransport(httpx.AsyncHTTPTransport):
-    """The real network transport; counts the attempts that reach it."""
+class CountingTransport(ModelTransport):
+    """The service's own network transport; counts the attempts that reach it."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -167,6 +171,63 @@ async def test_a_timeout_is_not_retried_and_is_504(
     body = await assert_failed_run(db, response, 504, "model-timeout")
     assert "0.3 s" in body["detail"] and "MODEL_TIMEOUT_S" in body["detail"]
     assert transport.attempts == 1
+
+
+@asynccontextmanager
+async def hanging_up_server(after_bytes: int) -> AsyncIterator[str]:
+    """A TCP server that reads `after_bytes` of each request, then closes the connection
+    without answering: a model service that died while working on the request."""
+
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            await reader.readexactly(after_bytes)
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        yield f"http://127.0.0.1:{port}"
+
+
+async def test_a_connection_dropped_after_sending_is_503_and_not_retried(
+    make_client: ClientFactory, db
+) -> None:
+    transport = CountingTransport()
+    async with (
+        hanging_up_server(after_bytes=1000) as url,
+        make_client(model=transport, model_service_url=url, model_connect_retries=3) as client,
+    ):
+        response = await process(client, 4)
+    body = await assert_failed_run(db, response, 503, "model-unavailable")
+    assert "cannot be reached" in body["detail"]
+    assert transport.attempts == 1  # the request may have reached the model: not sent twice
+
+
+@pytest.mark.parametrize(
+    ("url", "error"),
+    [
+        (f"http://127.0.0.1:{free_port()}", httpx.ConnectError),  # nothing listens
+        ("http://no-such-host.invalid", httpx.ConnectError),
+    ],
+    ids=["refused", "unknown host"],
+)
+async def test_transport_reports_connections_never_made_as_connect_errors(
+    url: str, error: type[Exception]
+) -> None:
+    # httpx-aiohttp's own mapping says ConnectTimeout here; the retries depend on ConnectError.
+    async with httpx.AsyncClient(transport=ModelTransport()) as client:
+        with pytest.raises(error) as raised:
+            await client.post(url + "/predict", content=b"{}")
+    assert not isinstance(raised.value, httpx.TimeoutException)
+
+
+async def test_transport_reports_a_read_that_outlasts_its_timeout_as_read_timeout() -> None:
+    async with (
+        hanging_up_server(after_bytes=10**9) as url,
+        httpx.AsyncClient(transport=ModelTransport(), timeout=0.2) as client,
+    ):
+        with pytest.raises(httpx.ReadTimeout):
+            await client.post(url + "/predict", content=b"{}")
 
 
 @pytest.mark.parametrize(
