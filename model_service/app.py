@@ -18,6 +18,7 @@ from starlette.responses import Response
 from model_service.base64_check import decoded_size
 from model_service.config import ModelSettings
 from service_kit import ops_routes
+from service_kit.gc_freeze import startup_objects_frozen
 from service_kit.logs import configure_logging
 from service_kit.metrics import forget_this_process
 from service_kit.openapi import finish_openapi, json_example
@@ -96,7 +97,8 @@ def create_app(settings: ModelSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         try:
-            yield
+            with startup_objects_frozen():
+                yield
         finally:
             forget_this_process()
 

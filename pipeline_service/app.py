@@ -13,6 +13,7 @@ from pipeline_service.api.upload_limit import UploadLimit
 from pipeline_service.config import Settings, get_settings
 from pipeline_service.runtime import open_runtime
 from service_kit import ops_routes
+from service_kit.gc_freeze import startup_objects_frozen
 from service_kit.logs import configure_logging
 from service_kit.metrics import forget_this_process
 from service_kit.openapi import finish_openapi
@@ -30,7 +31,8 @@ def create_app(
         async with open_runtime(settings, model_transport) as runtime:
             app.state.runtime = runtime
             try:
-                yield
+                with startup_objects_frozen():
+                    yield
             finally:
                 forget_this_process()
 
