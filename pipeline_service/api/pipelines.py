@@ -12,6 +12,7 @@ from pipeline_service.api.pipeline_schemas import (
     PipelineSummary,
     PipelineVersionOut,
 )
+from pipeline_service.api.process_docs import DATABASE_DOWN
 from pipeline_service.config import PG_INT_MAX
 from pipeline_service.db.pipeline_store import PipelineStore
 from pipeline_service.pipeline_admin import PipelineAdmin
@@ -44,7 +45,7 @@ Admin = Annotated[PipelineAdmin, Depends(admin)]
     "",
     summary="List pipelines",
     response_model=list[PipelineSummary],
-    responses={200: docs.PIPELINE_LIST, 422: docs.LIST_INVALID, 503: docs.DATABASE_DOWN},
+    responses={200: docs.PIPELINE_LIST, 422: docs.LIST_INVALID, 503: DATABASE_DOWN},
 )
 async def list_pipelines(
     pipelines: Admin,
@@ -67,7 +68,7 @@ async def list_pipelines(
         200: docs.ONE_PIPELINE,
         404: docs.NOT_FOUND,
         422: docs.ID_INVALID,
-        503: docs.DATABASE_DOWN,
+        503: DATABASE_DOWN,
     },
 )
 async def get_pipeline(pipeline_id: PipelineId, pipelines: Admin) -> PipelineOut:
@@ -82,7 +83,7 @@ async def get_pipeline(pipeline_id: PipelineId, pipelines: Admin) -> PipelineOut
         200: docs.VERSIONS,
         404: docs.NEVER_EXISTED,
         422: docs.ID_INVALID,
-        503: docs.DATABASE_DOWN,
+        503: DATABASE_DOWN,
     },
 )
 async def list_versions(pipeline_id: PipelineId, pipelines: Admin) -> list[PipelineVersionOut]:
@@ -98,7 +99,7 @@ async def list_versions(pipeline_id: PipelineId, pipelines: Admin) -> list[Pipel
         201: docs.CREATED,
         **docs.ADMIN_ONLY,
         422: docs.CREATE_INVALID,
-        503: docs.DATABASE_DOWN,
+        503: DATABASE_DOWN,
     },
     dependencies=[Depends(require_admin)],
 )
@@ -117,7 +118,7 @@ async def create_pipeline(body: NewPipeline, pipelines: Admin, response: Respons
         **docs.ADMIN_ONLY,
         404: docs.NOT_FOUND,
         422: docs.REPLACE_INVALID,
-        503: docs.DATABASE_DOWN,
+        503: DATABASE_DOWN,
     },
     dependencies=[Depends(require_admin)],
 )
@@ -135,7 +136,7 @@ async def replace_pipeline(
         **docs.ADMIN_ONLY,
         404: docs.NOT_FOUND,
         422: docs.ID_INVALID,
-        503: docs.DATABASE_DOWN,
+        503: DATABASE_DOWN,
     },
     dependencies=[Depends(require_admin)],
 )

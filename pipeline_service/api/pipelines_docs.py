@@ -138,15 +138,6 @@ NEVER_EXISTED = problem_response(
     "No pipeline with that id, active or deleted.",
     problem_example(404, "There is no pipeline with id 7.", "pipeline-not-found"),
 )
-DATABASE_DOWN = problem_response(
-    Problem,
-    "PostgreSQL cannot be reached.",
-    problem_example(
-        503,
-        "The database cannot be reached (ConnectionRefusedError); try again shortly.",
-        "database-unavailable",
-    ),
-)
 
 
 def _invalid_request(field: str, message: str) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from pipeline_service.api import pipelines_docs as docs
 from pipeline_service.api.pipeline_schemas import PreviewDefinition, PreviewOut
+from pipeline_service.api.process_docs import DATABASE_DOWN
 from pipeline_service.config import PG_INT_MAX
 from pipeline_service.errors import InvalidPipeline
 from pipeline_service.pipeline.compiler import check_steps
@@ -70,7 +71,7 @@ def _compile(definition: str) -> CompiledPipeline:
         413: docs.PREVIEW_TOO_LARGE,
         415: docs.PREVIEW_NOT_AN_IMAGE,
         422: docs.PREVIEW_INVALID,
-        503: docs.DATABASE_DOWN,
+        503: DATABASE_DOWN,
     },
 )
 async def preview_pipeline(

@@ -1,6 +1,7 @@
 """Examples of POST /process_image's answers, for the OpenAPI document (/docs)."""
 
-from service_kit.openapi import problem_example
+from pipeline_service.api.schemas import Problem
+from service_kit.openapi import problem_example, problem_response
 
 PROCESS_RESULT_EXAMPLE = {
     "run_id": 42,
@@ -85,6 +86,13 @@ BAD_GATEWAY = problem_example(
     "model-bad-response",
     run_id=43,
 )
+DATABASE_UNAVAILABLE = problem_example(
+    503,
+    "The database cannot be reached (ConnectionRefusedError); try again shortly.",
+    "database-unavailable",
+)
+# The 503 of every route that reads or writes PostgreSQL.
+DATABASE_DOWN = problem_response(Problem, "PostgreSQL cannot be reached.", DATABASE_UNAVAILABLE)
 UNAVAILABLE = (
     problem_example(
         503,
@@ -93,11 +101,7 @@ UNAVAILABLE = (
         "model-unavailable",
         run_id=44,
     ),
-    problem_example(
-        503,
-        "The database cannot be reached (ConnectionRefusedError); try again shortly.",
-        "database-unavailable",
-    ),
+    DATABASE_UNAVAILABLE,
 )
 TIMEOUT = problem_example(
     504,

@@ -7,7 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import AwareDatetime
 
 from pipeline_service.api.cursor import Cursor, InvalidCursor, decode_cursor, encode_cursor
-from pipeline_service.api.process_docs import PROCESS_RESULT_EXAMPLE
+from pipeline_service.api.process_docs import DATABASE_DOWN, PROCESS_RESULT_EXAMPLE
 from pipeline_service.api.result_schemas import RunPage, RunResult, RunStatus
 from pipeline_service.api.schemas import Problem
 from pipeline_service.config import PG_INT_MAX
@@ -41,15 +41,6 @@ FAILED_RUN_EXAMPLE = {
 CURSOR_EXAMPLE = (  # a real one (for a listing without filters)
     "eyJ2IjoxLCJzIjoiNzkxOjc5NTo3OTIiLCJ0IjoiMjAyNi0xMS0yMVQyMDo0ODowMS4wMDQyMTErMDA6MDAiLCJp"
     "Ijo0MSwiZiI6IjkzMTg1MzZjN2E4Zjk3NTgifQ"
-)
-DATABASE_DOWN = problem_response(
-    Problem,
-    "PostgreSQL cannot be reached.",
-    problem_example(
-        503,
-        "The database cannot be reached (ConnectionRefusedError); try again shortly.",
-        "database-unavailable",
-    ),
 )
 
 
