@@ -16,7 +16,6 @@ from typing import Any
 import asyncpg
 import cv2
 import httpx
-import numpy as np
 import pytest
 from asgi_lifespan import LifespanManager
 from sqlalchemy.engine import make_url
@@ -27,6 +26,7 @@ from pipeline_service.app import create_app
 from pipeline_service.config import Settings
 from pipeline_service.db import migrate
 from pipeline_service.db.engine import libpq_url
+from tests.hardening_support import encode, photo
 
 
 def _with_database(url: str, name: str) -> str:
@@ -123,15 +123,8 @@ def make_client(database_url: str) -> ClientFactory:
 
 def jpeg_bytes(width: int = 320, height: int = 240, **imwrite: int) -> bytes:
     """A small synthetic photo-like JPEG (a gradient with a rectangle)."""
-    y, x = np.mgrid[0:height, 0:width]
-    image = np.dstack(
-        [(x * 255 // max(width - 1, 1)), (y * 255 // max(height - 1, 1)), np.full_like(x, 90)]
-    ).astype(np.uint8)
-    cv2.rectangle(image, (width // 4, height // 4), (width // 2, height // 2), (20, 20, 220), -1)
     params = [item for pair in imwrite.items() for item in (getattr(cv2, pair[0]), pair[1])]
-    ok, encoded = cv2.imencode(".jpg", image, params)
-    assert ok
-    return encoded.tobytes()
+    return encode(photo(width, height), ".jpg", *params)
 
 
 @pytest.fixture(scope="session")

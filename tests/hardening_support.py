@@ -1,103 +1,13 @@
-"""Helpers for the hardening tests: real server processes on free ports, and test images."""
+"""Test images for the hardening tests: photo-like pixels, unique JPEGs, and files OpenCV
+cannot write itself (CMYK, EXIF orientation, a header that lies about the size)."""
 
 import io
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
-import httpx
 import numpy as np
 from PIL import Image
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    url: str
-    log: Path
-
-    def terminate(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-
-    def wait(self, timeout_s: float = 60) -> int:
-        return self.process.wait(timeout=timeout_s)
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-@contextmanager
-def uvicorn_server(
-    app_factory: str, env: dict[str, str], tmp_path: Path, port: int | None = None
-) -> Iterator[Server]:
-    """`app_factory` ("module:function") served by a real uvicorn process; stopped at the end."""
-    port = port or free_port()
-    log = tmp_path / f"uvicorn-{port}.log"
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        app_factory,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--no-access-log",
-    ]
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT
-        )
-    server = Server(process, f"http://127.0.0.1:{port}", log)
-    try:
-        _wait_until_up(server)
-        yield server
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def _wait_until_up(server: Server, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"server exited early:\n{server.output()}")
-        try:
-            if httpx.get(server.url + "/openapi.json", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"server did not come up in {timeout_s} s:\n{server.output()}")
-
-
-def model_env(**knobs: object) -> dict[str, str]:
-    return {f"MODEL_{name.upper()}": str(value) for name, value in knobs.items()}
-
-
-# --- images -----------------------------------------------------------------------------------
 
 
 def photo(width: int = 320, height: int = 240) -> np.ndarray:

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from bench import floor
-from tests.hardening_support import ROOT
+from tests.processes import ROOT
 
 
 def test_bench_command_starts_with_the_declared_dependencies() -> None:

@@ -26,16 +26,10 @@ import pytest
 
 from devstack.embedded_postgres import EmbeddedPostgres
 from tests.conftest import jpeg_bytes
+from tests.processes import ROOT, free_port
 
-ROOT = Path(__file__).resolve().parents[1]
 REQUESTS_SH = ROOT / "requests.sh"
 STARTUP_S = 180  # generous: CI has 2 cores, shared
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def port_is_free(port: int) -> bool:

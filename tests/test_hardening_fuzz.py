@@ -17,7 +17,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.hardening_support import Server, model_env, uvicorn_server
+from tests.processes import MODEL_APP, PIPELINE_APP, Server, model_env, uvicorn_server
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.subprocess]
 
@@ -40,9 +40,7 @@ FUZZ = settings(
 
 @pytest.fixture(scope="module")
 def model_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with uvicorn_server(
-        "model_service.app:create_app", model_env(seed=1), tmp_path_factory.mktemp("fuzz")
-    ) as server:
+    with uvicorn_server(MODEL_APP, model_env(seed=1), tmp_path_factory.mktemp("fuzz")) as server:
         yield server
 
 
@@ -51,9 +49,7 @@ def pipeline_server(
     database_url: str, model_server: Server, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
     env = {"DATABASE_URL": database_url, "MODEL_SERVICE_URL": model_server.url}
-    with uvicorn_server(
-        "pipeline_service.app:create_app", env, tmp_path_factory.mktemp("fuzz")
-    ) as server:
+    with uvicorn_server(PIPELINE_APP, env, tmp_path_factory.mktemp("fuzz")) as server:
         yield server
 
 

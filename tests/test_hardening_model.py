@@ -14,9 +14,8 @@ from pipeline_service.circuit_breaker import BreakerState, CircuitBreaker, Circu
 from pipeline_service.model_client import backoff_delays
 from pipeline_service.model_transport import ModelTransport
 from tests.conftest import ClientFactory, model_transport
-from tests.hardening_support import free_port, model_env, unique_jpeg, uvicorn_server
-
-MODEL_APP = "model_service.app:create_app"
+from tests.hardening_support import unique_jpeg
+from tests.processes import MODEL_APP, free_port, model_env, uvicorn_server
 
 
 class CountingTransport(ModelTransport):

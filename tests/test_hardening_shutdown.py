@@ -15,7 +15,8 @@ from pipeline_service.db.engine import create_engine
 from pipeline_service.db.runs import RunRepository
 from pipeline_service.pipeline.definition import PipelineRef
 from pipeline_service.pipeline.types import Box, RunContext, RunServices
-from tests.hardening_support import model_env, unique_jpeg, uvicorn_server
+from tests.hardening_support import unique_jpeg
+from tests.processes import MODEL_APP, PIPELINE_APP, model_env, uvicorn_server
 
 REQUESTS = 160
 LAUNCH_EVERY_S = 0.01
@@ -29,11 +30,9 @@ async def test_sigterm_under_load_loses_and_half_writes_nothing(
     images = [unique_jpeg(50_000 + i) for i in range(REQUESTS)]
     outcomes: list[tuple[float, httpx.Response | Exception] | None] = [None] * REQUESTS
     with (
+        uvicorn_server(MODEL_APP, model_env(latency_ms=300), tmp_path) as model,
         uvicorn_server(
-            "model_service.app:create_app", model_env(latency_ms=300), tmp_path
-        ) as model,
-        uvicorn_server(
-            "pipeline_service.app:create_app",
+            PIPELINE_APP,
             {"DATABASE_URL": database_url, "MODEL_SERVICE_URL": model.url},
             tmp_path,
         ) as service,

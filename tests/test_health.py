@@ -14,7 +14,7 @@ from model_service.config import ModelSettings
 from pipeline_service.app import create_app
 from pipeline_service.config import Settings
 from tests.conftest import ClientFactory, model_transport
-from tests.processes import free_port, uvicorn
+from tests.processes import MODEL_APP, free_port, uvicorn_server
 
 
 async def test_healthz_on_both_services(make_client: ClientFactory) -> None:
@@ -68,11 +68,10 @@ async def test_readiness_follows_the_model_service(
 ) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = tmp_path / "model.log"
     async with make_client(
         model=None, model_service_url=url, model_connect_retries=0, readiness_timeout_s=1.0
     ) as client:
-        with uvicorn("model_service.app:create_app", port, log):
+        with uvicorn_server(MODEL_APP, {}, tmp_path, port=port):
             assert (await client.get("/readyz")).status_code == 200
 
         down = await client.get("/readyz")
@@ -84,7 +83,7 @@ async def test_readiness_follows_the_model_service(
         assert "model_service is down" in body["detail"]
         assert "database" not in body["detail"]
 
-        with uvicorn("model_service.app:create_app", port, log):
+        with uvicorn_server(MODEL_APP, {}, tmp_path, port=port):
             back = await _wait_for_status(client, 200)
             assert back.status_code == 200, back.text
 

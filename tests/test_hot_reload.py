@@ -2,14 +2,8 @@
 share the test database; a change made through one, or by hand in the database, is used by
 the other on its next requests; a lost LISTEN connection is survived."""
 
-import os
-import socket
-import subprocess
-import sys
-import time
+import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -18,8 +12,8 @@ import pytest
 
 from pipeline_service.db.change_listener import APPLICATION_NAME
 from tests.pipeline_helpers import AUTH, TOKEN, definition, eventually
+from tests.processes import MODEL_APP, PIPELINE_APP, Server, model_env, uvicorn_server
 
-ROOT = Path(__file__).resolve().parents[1]
 GRAY_STEPS = [
     {"type": "decode"},
     {"type": "grayscale"},
@@ -30,73 +24,28 @@ GRAY_STEPS = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen[bytes]
-
-
-def start(app: str, env: dict[str, str]) -> Server:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", app, "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT,
-        env={**os.environ, **env},
-    )  # fmt: skip
-    return Server(f"http://127.0.0.1:{port}", process)
-
-
-def wait_ready(server: Server, path: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"{server.url} exited with {server.process.returncode}")
-        try:
-            if httpx.get(server.url + path, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{server.url} did not start")
-
-
-def stop(server: Server) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait()
-
-
 @pytest.fixture(scope="module")
-def services(database_url: str) -> Iterator[tuple[Server, Server]]:
+def services(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Server, Server]]:
     """(first, second): two pipeline service processes on one database and one model."""
-    model = start("model_service.app:create_app", {"MODEL_DETECTION_PROBABILITY": "1.0"})
+    logs = tmp_path_factory.mktemp("hot-reload")
     env = {
         "DATABASE_URL": database_url,
-        "MODEL_SERVICE_URL": model.url,
         "PIPELINE_ADMIN_TOKEN": TOKEN,
         "CPU_THREADS": "1",
         "DB_POOL_SIZE": "2",
     }
-    servers = [model]
-    try:
-        servers += [start("pipeline_service.app:create_app", env) for _ in range(2)]
-        wait_ready(model, "/openapi.json")
-        for server in servers[1:]:
-            wait_ready(server, "/steps")
-        yield servers[1], servers[2]
-    finally:
-        for server in servers:
-            stop(server)
+    with contextlib.ExitStack() as running:
+        model = running.enter_context(
+            uvicorn_server(MODEL_APP, model_env(detection_probability=1.0), logs)
+        )
+        env["MODEL_SERVICE_URL"] = model.url
+        first, second = (
+            running.enter_context(uvicorn_server(PIPELINE_APP, env, logs, probe="/steps"))
+            for _ in range(2)
+        )
+        yield first, second
 
 
 async def process(server: Server, pipeline_id: int, jpeg: bytes) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pipeline_service.app import create_app
 from pipeline_service.config import Settings
 from tests.conftest import ClientFactory, model_transport
-from tests.processes import free_port, uvicorn
+from tests.processes import PIPELINE_APP, uvicorn_server
 
 STEPS = ["decode", "resize", "normalize", "base64", "detect", "save"]
 
@@ -146,32 +146,27 @@ def _pids_serving_healthz(log: Path) -> set[int]:
 async def test_two_workers_count_every_request(
     database_url: str, tmp_path: Path, metrics_dir: str
 ) -> None:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = tmp_path / "service.log"
     env = {"DATABASE_URL": database_url, "MODEL_SERVICE_URL": "http://127.0.0.1:9"}
     if metrics_dir == "configured":
         env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path / "metrics")
     sent = 0
-    with uvicorn(
-        "pipeline_service.app:create_app", port, log, env, workers=2, probe="/metrics"
-    ) as server:
+    with uvicorn_server(PIPELINE_APP, env, tmp_path, workers=2, probe="/metrics") as server:
         try:
             # A fresh connection per request, many at once, until both workers have served.
             async with httpx.AsyncClient(
-                base_url=base, limits=httpx.Limits(max_keepalive_connections=0)
+                base_url=server.url, limits=httpx.Limits(max_keepalive_connections=0)
             ) as client:
                 for _ in range(50):
                     answers = await asyncio.gather(*(client.get("/healthz") for _ in range(20)))
                     assert all(a.status_code == 200 for a in answers)
                     sent += len(answers)
-                    if sent >= 40 and len(_pids_serving_healthz(log)) == 2:
+                    if sent >= 40 and len(_pids_serving_healthz(server.log)) == 2:
                         break
-                assert len(_pids_serving_healthz(log)) == 2, "one worker served everything"
+                assert len(_pids_serving_healthz(server.log)) == 2, "one worker served everything"
                 scrapes = [(await client.get("/metrics")).text for _ in range(6)]
         finally:
             if metrics_dir == "automatic":
-                for path in glob.glob(f"/tmp/prometheus-pipeline_service-{server.pid}-*"):
+                for path in glob.glob(f"/tmp/prometheus-pipeline_service-{server.process.pid}-*"):
                     shutil.rmtree(path, ignore_errors=True)
     # whichever worker answered the scrape, it counted every request
     assert [_healthz_count(text) for text in scrapes] == [sent] * len(scrapes)

@@ -1,5 +1,7 @@
 """The model service down, slow or broken: 503/504/502, and the failed run is stored."""
 
+from pathlib import Path
+
 import httpx
 import orjson
 from starlette.applications import Starlette
@@ -7,7 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from tests.conftest import ClientFactory, count_rows, model_transport
-from tests.servers import free_port, model_server
+from tests.processes import MODEL_APP, free_port, model_env, uvicorn_server
 
 
 def answering(body: bytes, status: int = 200) -> httpx.ASGITransport:
@@ -43,9 +45,13 @@ async def test_unreachable_model_service_is_503(make_client: ClientFactory, jpeg
     await assert_failed_run(response, 503, db, "cannot be reached", str(port))
 
 
-async def test_slow_model_service_is_504(make_client: ClientFactory, jpeg, db) -> None:
-    with model_server(latency_ms=2000) as url:
-        async with make_client(model=None, model_service_url=url, model_timeout_s=0.3) as client:
+async def test_slow_model_service_is_504(
+    make_client: ClientFactory, jpeg, db, tmp_path: Path
+) -> None:
+    with uvicorn_server(MODEL_APP, model_env(latency_ms=2000), tmp_path) as model:
+        async with make_client(
+            model=None, model_service_url=model.url, model_timeout_s=0.3
+        ) as client:
             response = await client.post("/process_image?pipeline_id=1", files={"image": jpeg})
     await assert_failed_run(response, 504, db, "0.3 s", "MODEL_TIMEOUT_S")
 
@@ -72,11 +78,13 @@ async def test_garbage_answers_are_502(make_client: ClientFactory, jpeg, db) -> 
         await assert_failed_run(response, 502, db, "not a list of boxes")
 
 
-async def test_real_model_service_over_http(make_client: ClientFactory, jpeg, db) -> None:
+async def test_real_model_service_over_http(
+    make_client: ClientFactory, jpeg, db, tmp_path: Path
+) -> None:
     """Both services as real processes talking HTTP with keep-alive; seeded 50/50 draw."""
     before, _ = await count_rows(db)
-    with model_server(seed=3) as url:
-        async with make_client(model=None, model_service_url=url) as client:
+    with uvicorn_server(MODEL_APP, model_env(seed=3), tmp_path) as model:
+        async with make_client(model=None, model_service_url=model.url) as client:
             answers = [
                 (await client.post("/process_image?pipeline_id=1", files={"image": jpeg})).json()
                 for _ in range(10)
