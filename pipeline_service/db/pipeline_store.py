@@ -5,6 +5,8 @@ sync_pipeline_version(), migration 0002) the version bump and its snapshot. The 
 migrations 0001/0002 announce the change with NOTIFY in that same transaction.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -74,9 +76,16 @@ def _stored(row: Any) -> StoredPipeline:
     )
 
 
-def _is_name_clash(error: IntegrityError) -> bool:
-    cause = getattr(error.orig, "__cause__", None)
-    return getattr(cause, "constraint_name", None) == ACTIVE_NAME_INDEX
+@contextmanager
+def _name_clash_as_name_taken(name: str) -> Iterator[None]:
+    """Another active pipeline took `name` first (the unique index said so): NameTaken."""
+    try:
+        yield
+    except IntegrityError as error:
+        cause = getattr(error.orig, "__cause__", None)
+        if getattr(cause, "constraint_name", None) == ACTIVE_NAME_INDEX:
+            raise NameTaken(name) from error
+        raise
 
 
 class PipelineStore:
@@ -129,7 +138,7 @@ class PipelineStore:
 
     async def create(self, draft: PipelineDraft) -> StoredPipeline:
         async with database_errors_as_unavailable():
-            try:
+            with _name_clash_as_name_taken(draft.name):
                 async with self._engine.begin() as conn:
                     pipeline_id: int = await conn.scalar(
                         insert(Pipeline)
@@ -138,10 +147,6 @@ class PipelineStore:
                     )
                     await self._write_steps(conn, pipeline_id, draft)
                     stored = await self._get(conn, pipeline_id)
-            except IntegrityError as error:
-                if _is_name_clash(error):
-                    raise NameTaken(draft.name) from error
-                raise
         assert stored is not None
         return stored
 
@@ -149,7 +154,7 @@ class PipelineStore:
         """Replace name, description and steps of an active pipeline (None: not found).
         A draft identical to the current definition writes nothing and keeps the version."""
         async with database_errors_as_unavailable():
-            try:
+            with _name_clash_as_name_taken(draft.name):
                 async with self._engine.begin() as conn:
                     current = await conn.scalar(
                         select(func.pipeline_snapshot(Pipeline.id, type_=JSONB))
@@ -169,10 +174,6 @@ class PipelineStore:
                         )
                         await self._write_steps(conn, pipeline_id, draft)
                     stored = await self._get(conn, pipeline_id)
-            except IntegrityError as error:
-                if _is_name_clash(error):
-                    raise NameTaken(draft.name) from error
-                raise
         return stored
 
     async def deactivate(self, pipeline_id: int) -> bool:
