@@ -18,6 +18,7 @@ import cv2
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
 from model_service.app import create_app as create_model_app
@@ -93,6 +94,18 @@ def model_transport(**knobs: Any) -> httpx.ASGITransport:
 ClientFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 
 
+@asynccontextmanager
+async def app_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """`app` started (its lifespan run) and an httpx client that talks to it in-process."""
+    async with (
+        LifespanManager(app) as manager,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=manager.app), base_url="http://testserver"
+        ) as client,
+    ):
+        yield client
+
+
 @pytest.fixture
 def make_client(database_url: str) -> ClientFactory:
     """`async with make_client(model=..., **settings) as client:` a running pipeline service.
@@ -109,13 +122,7 @@ def make_client(database_url: str) -> ClientFactory:
         transport = model_transport() if model == "default" else model
         assert not isinstance(transport, str)
         settings = Settings(database_url=database_url, **overrides)
-        app = create_app(settings, model_transport=transport)
-        async with (
-            LifespanManager(app) as manager,
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=manager.app), base_url="http://testserver"
-            ) as client,
-        ):
+        async with app_client(create_app(settings, model_transport=transport)) as client:
             yield client
 
     return factory

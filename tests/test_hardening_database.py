@@ -11,12 +11,11 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
 from pipeline_service.app import create_app
 from pipeline_service.config import Settings
 from pipeline_service.db import migrate
-from tests.conftest import model_transport
+from tests.conftest import app_client, model_transport
 from tests.hardening_support import unique_jpeg
 
 pytestmark = pytest.mark.subprocess
@@ -76,12 +75,7 @@ async def process(client: httpx.AsyncClient, seed: int) -> httpx.Response:
 @asynccontextmanager
 async def service_on(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(Settings(database_url=database_url), model_transport=model_transport())
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://testserver"
-        ) as client,
-    ):
+    async with app_client(app) as client:
         yield client
 
 

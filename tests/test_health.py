@@ -7,13 +7,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
 from model_service.app import create_app as create_model_app
 from model_service.config import ModelSettings
 from pipeline_service.app import create_app
 from pipeline_service.config import Settings
-from tests.conftest import ClientFactory, model_transport
+from tests.conftest import ClientFactory, app_client, model_transport
 from tests.processes import MODEL_APP, free_port, uvicorn_server
 
 
@@ -104,13 +103,7 @@ async def test_readiness_follows_the_database(own_postgres) -> None:
     import pgserver
 
     settings = Settings(database_url=own_postgres.get_uri(), readiness_timeout_s=2.0)
-    app = create_app(settings, model_transport=model_transport())
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://testserver"
-        ) as client,
-    ):
+    async with app_client(create_app(settings, model_transport=model_transport())) as client:
         assert (await client.get("/readyz")).status_code == 200
 
         stop = ["-w", "-m", "fast", "stop"]

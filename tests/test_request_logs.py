@@ -7,11 +7,10 @@ from contextlib import asynccontextmanager
 import httpx
 import orjson
 import pytest
-from asgi_lifespan import LifespanManager
 
 from pipeline_service.app import create_app
 from pipeline_service.config import Settings
-from tests.conftest import ClientFactory, jpeg_bytes, model_transport
+from tests.conftest import ClientFactory, app_client, jpeg_bytes, model_transport
 
 SECRET_PIXELS = b"SECRET-PIXELS-4f1c9e"  # marker inside the uploads: must never reach a log
 TOKEN = "Bearer very-secret-token-77"
@@ -92,12 +91,7 @@ async def app_with_a_bug(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     async def bug() -> None:
         raise RuntimeError("an unexpected bug")
 
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://testserver"
-        ) as client,
-    ):
+    async with app_client(app) as client:
         yield client
 
 
