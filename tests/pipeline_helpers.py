@@ -9,6 +9,8 @@ from typing import Any, TypeVar
 import asyncpg
 import httpx
 
+from pipeline_service.db.change_listener import APPLICATION_NAME
+
 T = TypeVar("T")
 
 TOKEN = "test-admin-token"
@@ -68,3 +70,13 @@ async def eventually(
         if done(result) or time.monotonic() > deadline:
             return result
         await asyncio.sleep(0.05)
+
+
+async def listener_pids(db: asyncpg.Connection) -> set[int]:
+    """The backends of the pipeline services' LISTEN connections on this database."""
+    rows = await db.fetch(
+        "SELECT pid FROM pg_stat_activity WHERE application_name = $1 "
+        "AND datname = current_database()",
+        APPLICATION_NAME,
+    )
+    return {row["pid"] for row in rows}

@@ -6,12 +6,10 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 
-from pipeline_service.db.change_listener import APPLICATION_NAME
-from tests.pipeline_helpers import AUTH, TOKEN, definition, eventually
+from tests.pipeline_helpers import AUTH, TOKEN, definition, eventually, listener_pids
 from tests.processes import MODEL_APP, PIPELINE_APP, Server, model_env, uvicorn_server
 
 GRAY_STEPS = [
@@ -99,13 +97,18 @@ async def test_a_change_through_one_process_is_used_by_the_other(
     assert gone["http_status"] == 404
 
 
+async def created_and_run_everywhere(services: tuple[Server, Server], jpeg: bytes) -> int:
+    """A new pipeline, created through the first process and run at version 1 by each."""
+    pipeline_id = (await call(services[0], "POST", "/pipelines", json=definition())).json()["id"]
+    for server in services:
+        assert (await process(server, pipeline_id, jpeg))["pipeline_version"] == 1
+    return pipeline_id
+
+
 async def test_an_edit_by_hand_reaches_every_process(
     services: tuple[Server, Server], jpeg: bytes, db
 ) -> None:
-    first = services[0]
-    pipeline_id = (await call(first, "POST", "/pipelines", json=definition())).json()["id"]
-    for server in services:
-        assert (await process(server, pipeline_id, jpeg))["pipeline_version"] == 1
+    pipeline_id = await created_and_run_everywhere(services, jpeg)
     await db.execute(
         "UPDATE pipeline_steps SET type = 'flip', params = '{}' "
         "WHERE pipeline_id = $1 AND type = 'normalize'",
@@ -117,22 +120,10 @@ async def test_an_edit_by_hand_reaches_every_process(
         assert "flip" in seen["timings_ms"] and "normalize" not in seen["timings_ms"]
 
 
-async def listener_pids(db: asyncpg.Connection) -> set[int]:
-    rows = await db.fetch(
-        "SELECT pid FROM pg_stat_activity WHERE application_name = $1 "
-        "AND datname = current_database()",
-        APPLICATION_NAME,
-    )
-    return {row["pid"] for row in rows}
-
-
 async def test_a_lost_listener_connection_is_survived(
     services: tuple[Server, Server], jpeg: bytes, db
 ) -> None:
-    first = services[0]
-    pipeline_id = (await call(first, "POST", "/pipelines", json=definition())).json()["id"]
-    for server in services:
-        assert (await process(server, pipeline_id, jpeg))["pipeline_version"] == 1
+    pipeline_id = await created_and_run_everywhere(services, jpeg)
 
     before = await listener_pids(db)
     assert len(before) == 2

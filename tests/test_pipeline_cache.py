@@ -6,16 +6,15 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-import asyncpg
 import pytest
 
-from pipeline_service.db.change_listener import APPLICATION_NAME, PipelineChangeListener
+from pipeline_service.db.change_listener import PipelineChangeListener
 from pipeline_service.db.engine import create_engine
 from pipeline_service.db.pipelines import PipelineRepository
 from pipeline_service.pipeline.cache import PipelineCache
 from pipeline_service.pipeline.definition import PipelineDefinition
 from tests.conftest import ClientFactory
-from tests.pipeline_helpers import create, eventually
+from tests.pipeline_helpers import create, eventually, listener_pids
 
 
 @dataclass
@@ -32,15 +31,6 @@ class Watched:
 async def connection_states(state: Watched) -> list[bool]:
     await asyncio.sleep(0)
     return list(state.connected)
-
-
-async def listener_pids(db: asyncpg.Connection) -> set[int]:
-    rows = await db.fetch(
-        "SELECT pid FROM pg_stat_activity WHERE application_name = $1 "
-        "AND datname = current_database()",
-        APPLICATION_NAME,
-    )
-    return {row["pid"] for row in rows}
 
 
 @pytest.fixture
