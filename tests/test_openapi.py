@@ -62,6 +62,16 @@ def check(document: dict[str, Any], schema: dict[str, Any], example: Any, where:
     assert not errors, f"{where}: example does not match its schema: {errors[0].message}"
 
 
+def check_examples(
+    document: dict[str, Any], holder: dict[str, Any], schema: dict[str, Any], where: str
+) -> None:
+    """`holder` (a parameter, a request body, an answer) has examples, each matching `schema`."""
+    examples = examples_of(holder)
+    assert examples, f"{where} has no example"
+    for example in examples:
+        check(document, schema, example, where)
+
+
 def test_the_document_is_valid_openapi(document: dict[str, Any]) -> None:
     validate(document)
 
@@ -75,16 +85,10 @@ def test_every_input_has_an_example_that_matches(document: dict[str, Any]) -> No
     for name, operation in operations(document):
         for parameter in operation.get("parameters", []):
             where = f"{name} parameter {parameter['name']}"
-            examples = examples_of(parameter)
-            assert examples, f"{where} has no example"
-            for example in examples:
-                check(document, parameter["schema"], example, where)
+            check_examples(document, parameter, parameter["schema"], where)
         for media_type, content in operation.get("requestBody", {}).get("content", {}).items():
             where = f"{name} request body {media_type}"
-            examples = examples_of(content)
-            assert examples, f"{where} has no example"
-            for example in examples:
-                check(document, content.get("schema", {}), example, where)
+            check_examples(document, content, content.get("schema", {}), where)
 
 
 def test_every_answer_has_an_example_that_matches(document: dict[str, Any]) -> None:
@@ -94,10 +98,7 @@ def test_every_answer_has_an_example_that_matches(document: dict[str, Any]) -> N
             assert content or status in ("204", "304"), f"{name} {status} documents no body"
             for media_type, body in content.items():
                 where = f"{name} {status} {media_type}"
-                examples = examples_of(body)
-                assert examples, f"{where} has no example"
-                for example in examples:
-                    check(document, body.get("schema", {}), example, where)
+                check_examples(document, body, body.get("schema", {}), where)
 
 
 def test_errors_are_documented_as_problem_json(document: dict[str, Any]) -> None:
