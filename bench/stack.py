@@ -12,12 +12,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import asyncpg
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = ROOT / ".data" / "bench"
+LOG_NAME = "stack.log"  # both services' JSON lines: two per request, kept off the terminal
 READY_TIMEOUT_S = 120
+LOG_TAIL_LINES = 20
 
 
 @dataclass(frozen=True)
@@ -65,22 +69,33 @@ async def _backend_pids(database_url: str) -> list[int]:
 
 
 @contextmanager
-def running_stack(port: int, workers: int | None, model_workers: int | None) -> Iterator[Stack]:
+def running_stack(
+    port: int, workers: int | None, model_workers: int | None, data_dir: Path = DATA_DIR
+) -> Iterator[Stack]:
     """`python -m devstack`, as `make run` starts it, with the pipeline service on `port` and
     the model service on `port + 1`; PostgreSQL at DATABASE_URL, else the embedded one (kept
-    in .data/bench, apart from the one `make run` uses). Stopped on the way out."""
+    in `data_dir`, apart from the one `make run` uses). The services' logs go to a file
+    there; the launcher's own lines are shown. Stopped on the way out."""
     command = [sys.executable, "-m", "devstack", "--no-access-log"]
     command += ["--pipeline-port", str(port), "--model-port", str(port + 1)]
-    command += ["--data-dir", str(ROOT / ".data" / "bench")]
+    command += ["--data-dir", str(data_dir)]
     if workers:
         command += ["--workers", str(workers)]
     if model_workers:
         command += ["--model-workers", str(model_workers)]
-    launcher = subprocess.Popen(
-        command, cwd=ROOT, stdout=subprocess.PIPE, text=True, start_new_session=True
-    )
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir / LOG_NAME
+    print(f"the services' logs: {log_path}", file=sys.stderr, flush=True)
+    with log_path.open("w") as log:
+        launcher = subprocess.Popen(
+            command, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True
+        )
     try:
-        database_url = _wait_ready(launcher)
+        try:
+            database_url = _wait_ready(launcher)
+        except RuntimeError as error:
+            print(_log_tail(log_path), file=sys.stderr)
+            raise SystemExit(f"bench: {error}") from None
         yield Stack(f"http://127.0.0.1:{port}", database_url, psutil.Process(launcher.pid))
     finally:
         launcher.terminate()  # devstack stops the services and the embedded PostgreSQL
@@ -110,7 +125,17 @@ def _wait_ready(launcher: subprocess.Popen[str]) -> str:
     finally:
         timer.cancel()
     # Keep draining its output so that it never blocks on a full pipe.
-    threading.Thread(target=launcher.stdout.read, daemon=True).start()
+    threading.Thread(target=_drain, args=(launcher.stdout,), daemon=True).start()
     if not database_url:
         raise RuntimeError("the stack did not say which database it uses")
     return database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def _drain(stream: IO[str]) -> None:
+    for _ in stream:
+        pass
+
+
+def _log_tail(log_path: Path) -> str:
+    lines = log_path.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+    return "\n".join([f"last lines of {log_path}:", *lines])

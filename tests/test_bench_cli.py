@@ -2,10 +2,15 @@
 its compute floor is a real measurement. Speed itself is never asserted here."""
 
 import base64
+import socket
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from bench import floor
+from bench.stack import LOG_NAME, running_stack
 from tests.processes import ROOT
 
 
@@ -23,3 +28,20 @@ def test_floor_times_the_car_pipelines_cpu_work_on_a_real_photo() -> None:
     assert len(base64.b64decode(floor.car_pipeline_work(data), validate=True)) == 640 * 640 * 3
     measured = floor.measure(data, 0.2)
     assert measured.ms_per_image > 0
+
+
+def test_a_stack_that_cannot_start_stops_the_bench_with_the_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with (
+            pytest.raises(SystemExit, match="stopped before it was ready"),
+            running_stack(port, 1, 1, data_dir=tmp_path),
+        ):
+            pytest.fail("the stack cannot be ready: its port is taken")
+    # The services' output went to the log, and its tail, with the reason, to the terminal.
+    assert "already in use" in (tmp_path / LOG_NAME).read_text()
+    assert "already in use" in capsys.readouterr().err
