@@ -19,6 +19,19 @@ class PipelineNotFound(ServiceError):
         self.pipeline_id = pipeline_id
 
 
+class PipelineChanged(ServiceError):
+    """A conditional change (If-Match) named a version the pipeline is no longer at."""
+
+    def __init__(self, pipeline_id: int, current_version: int) -> None:
+        super().__init__(
+            f"Pipeline {pipeline_id} is at version {current_version}, not the one If-Match "
+            "names: it was changed meanwhile. GET it again, apply your change to that, and "
+            f'send it with If-Match: "{current_version}".'
+        )
+        self.pipeline_id = pipeline_id
+        self.current_version = current_version
+
+
 class RunNotFound(ServiceError):
     def __init__(self, run_id: int) -> None:
         super().__init__(f"There is no stored run with id {run_id}.")

@@ -5,15 +5,18 @@ uniqueness, which needs the database), and tells this process's cache at once; o
 processes hear of the change through PostgreSQL NOTIFY.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from pipeline_service.db.pipeline_store import (
     NameTaken,
     PipelineStore,
     StoredPipeline,
     StoredVersion,
+    VersionMismatch,
+    require_version,
 )
-from pipeline_service.errors import InvalidPipeline, PipelineNotFound, StepProblem
+from pipeline_service.errors import InvalidPipeline, PipelineChanged, PipelineNotFound, StepProblem
 from pipeline_service.pipeline.validation import PipelineDraft, check_draft
 
 
@@ -22,6 +25,14 @@ def _name_taken(name: str, owner: int | None = None) -> StepProblem:
     return StepProblem(
         None, None, f"the name {name!r} is already used{by}; choose another", field="name"
     )
+
+
+@contextmanager
+def _version_mismatch_as_changed(pipeline_id: int) -> Iterator[None]:
+    try:
+        yield
+    except VersionMismatch as error:
+        raise PipelineChanged(pipeline_id, error.current) from error
 
 
 class PipelineAdmin:
@@ -53,20 +64,34 @@ class PipelineAdmin:
         self._on_change(pipeline.id)
         return pipeline
 
-    async def replace(self, pipeline_id: int, draft: PipelineDraft) -> StoredPipeline:
-        await self.get(pipeline_id)  # 404 before 422: there is nothing to fix if it is gone
-        draft = await self._checked(draft, pipeline_id)
-        try:
-            pipeline = await self._store.replace(pipeline_id, draft)
-        except NameTaken as error:
-            raise InvalidPipeline([_name_taken(draft.name)], pipeline_id) from error
+    async def replace(
+        self,
+        pipeline_id: int,
+        draft: PipelineDraft,
+        expected_versions: frozenset[int] | None = None,
+    ) -> StoredPipeline:
+        """`expected_versions` (If-Match): change it only if it is at one of these versions.
+        404, then 412, then 422: nothing to fix if it is gone, or if the fix is for a
+        definition that is no longer there."""
+        current = await self.get(pipeline_id)
+        with _version_mismatch_as_changed(pipeline_id):
+            require_version(current.version, expected_versions)
+            draft = await self._checked(draft, pipeline_id)
+            try:
+                pipeline = await self._store.replace(pipeline_id, draft, expected_versions)
+            except NameTaken as error:
+                raise InvalidPipeline([_name_taken(draft.name)], pipeline_id) from error
         if pipeline is None:  # deleted meanwhile
             raise PipelineNotFound(pipeline_id)
         self._on_change(pipeline_id)
         return pipeline
 
-    async def delete(self, pipeline_id: int) -> None:
-        if not await self._store.deactivate(pipeline_id):
+    async def delete(
+        self, pipeline_id: int, expected_versions: frozenset[int] | None = None
+    ) -> None:
+        with _version_mismatch_as_changed(pipeline_id):
+            deleted = await self._store.deactivate(pipeline_id, expected_versions)
+        if not deleted:
             raise PipelineNotFound(pipeline_id)
         self._on_change(pipeline_id)
 

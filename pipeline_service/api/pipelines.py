@@ -12,6 +12,7 @@ from pipeline_service.api.pipeline_schemas import (
     PipelineSummary,
     PipelineVersionOut,
 )
+from pipeline_service.api.preconditions import IfMatch, expected_versions, set_etag
 from pipeline_service.api.process_docs import DATABASE_DOWN
 from pipeline_service.config import PG_INT_MAX
 from pipeline_service.db.pipeline_store import PipelineStore
@@ -71,8 +72,12 @@ async def list_pipelines(
         503: DATABASE_DOWN,
     },
 )
-async def get_pipeline(pipeline_id: PipelineId, pipelines: Admin) -> PipelineOut:
-    return PipelineOut.of(await pipelines.get(pipeline_id))
+async def get_pipeline(
+    pipeline_id: PipelineId, pipelines: Admin, response: Response
+) -> PipelineOut:
+    pipeline = await pipelines.get(pipeline_id)
+    set_etag(response, pipeline.version)
+    return PipelineOut.of(pipeline)
 
 
 @router.get(
@@ -106,6 +111,7 @@ async def list_versions(pipeline_id: PipelineId, pipelines: Admin) -> list[Pipel
 async def create_pipeline(body: NewPipeline, pipelines: Admin, response: Response) -> PipelineOut:
     created = await pipelines.create(body.draft())
     response.headers["Location"] = f"/pipelines/{created.id}"
+    set_etag(response, created.version)
     return PipelineOut.of(created)
 
 
@@ -117,15 +123,22 @@ async def create_pipeline(body: NewPipeline, pipelines: Admin, response: Respons
         200: docs.REPLACED,
         **docs.ADMIN_ONLY,
         404: docs.NOT_FOUND,
+        412: docs.CHANGED_MEANWHILE,
         422: docs.REPLACE_INVALID,
         503: DATABASE_DOWN,
     },
     dependencies=[Depends(require_admin)],
 )
 async def replace_pipeline(
-    pipeline_id: PipelineId, body: Replacement, pipelines: Admin
+    pipeline_id: PipelineId,
+    body: Replacement,
+    pipelines: Admin,
+    response: Response,
+    if_match: IfMatch = None,
 ) -> PipelineOut:
-    return PipelineOut.of(await pipelines.replace(pipeline_id, body.draft()))
+    replaced = await pipelines.replace(pipeline_id, body.draft(), expected_versions(if_match))
+    set_etag(response, replaced.version)
+    return PipelineOut.of(replaced)
 
 
 @router.delete(
@@ -135,11 +148,14 @@ async def replace_pipeline(
     responses={
         **docs.ADMIN_ONLY,
         404: docs.NOT_FOUND,
+        412: docs.CHANGED_MEANWHILE,
         422: docs.ID_INVALID,
         503: DATABASE_DOWN,
     },
     dependencies=[Depends(require_admin)],
 )
-async def delete_pipeline(pipeline_id: PipelineId, pipelines: Admin) -> Response:
-    await pipelines.delete(pipeline_id)
+async def delete_pipeline(
+    pipeline_id: PipelineId, pipelines: Admin, if_match: IfMatch = None
+) -> Response:
+    await pipelines.delete(pipeline_id, expected_versions(if_match))
     return Response(status_code=204)

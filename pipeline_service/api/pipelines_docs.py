@@ -6,9 +6,10 @@ from typing import Any
 
 from pipeline_service.api import auth
 from pipeline_service.api.pipeline_schemas import CAR_DETECTION_EXAMPLE
+from pipeline_service.api.preconditions import ETAG_HEADER
 from pipeline_service.api.process_docs import NOT_AN_IMAGE, TOO_LARGE
 from pipeline_service.api.schemas import Problem
-from pipeline_service.errors import InvalidPipeline, StepProblem
+from pipeline_service.errors import InvalidPipeline, PipelineChanged, StepProblem
 from pipeline_service.pipeline.step import step_catalogue
 from service_kit.openapi import json_example, problem_example, problem_response
 
@@ -71,14 +72,21 @@ PIPELINE_LIST = json_example(
     ],
     "Active pipelines by id (here with include_deleted=true: pipeline 2 was deleted).",
 )
-ONE_PIPELINE = json_example({**CAR_DETECTION, "steps": CAR_DETECTION_STEPS})
+ONE_PIPELINE = {
+    **json_example({**CAR_DETECTION, "steps": CAR_DETECTION_STEPS}),
+    "headers": ETAG_HEADER,
+}
 CREATED = {
     **json_example({**GRAY, "steps": GRAY_STEPS}, "Created; its params as stored."),
     "headers": {
-        "Location": {"description": "Its address: /pipelines/{id}.", "schema": {"type": "string"}}
+        "Location": {"description": "Its address: /pipelines/{id}.", "schema": {"type": "string"}},
+        **ETAG_HEADER,
     },
 }
-REPLACED = json_example({**GRAY_V2, "steps": COLOR_STEPS}, "Replaced; the version went up.")
+REPLACED = {
+    **json_example({**GRAY_V2, "steps": COLOR_STEPS}, "Replaced; the version went up."),
+    "headers": ETAG_HEADER,
+}
 VERSIONS = json_example(
     [
         {k: GRAY[k] for k in ("version", "name", "description")}
@@ -132,6 +140,11 @@ NOT_FOUND = problem_response(
     Problem,
     "No active pipeline with that id.",
     problem_example(404, "There is no active pipeline with id 7.", "pipeline-not-found"),
+)
+CHANGED_MEANWHILE = problem_response(
+    Problem,
+    "If-Match names a version the pipeline is no longer at; nothing was written.",
+    problem_example(412, str(PipelineChanged(2, 3)), "pipeline-changed", current_version=3),
 )
 NEVER_EXISTED = problem_response(
     Problem,

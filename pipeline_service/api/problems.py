@@ -21,6 +21,7 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 # Domain error -> (HTTP status, problem type slug). The first match in order wins.
 STATUS_OF: list[tuple[type[errors.ServiceError], HTTPStatus, str]] = [
     (errors.PipelineNotFound, HTTPStatus.NOT_FOUND, "pipeline-not-found"),
+    (errors.PipelineChanged, HTTPStatus.PRECONDITION_FAILED, "pipeline-changed"),
     (errors.RunNotFound, HTTPStatus.NOT_FOUND, "run-not-found"),
     (errors.InvalidPipeline, HTTPStatus.UNPROCESSABLE_ENTITY, "invalid-pipeline"),
     (errors.IdempotencyConflict, HTTPStatus.CONFLICT, "idempotency-key-reused"),
@@ -66,6 +67,8 @@ async def _service_error(request: Request, error: Exception) -> Response:
         extra["run_id"] = error.run_id
     if isinstance(error, errors.InvalidPipeline):
         extra["errors"] = [p.as_dict() for p in error.problems]
+    if isinstance(error, errors.PipelineChanged):
+        extra["current_version"] = error.current_version
     if status >= 500:
         log.warning("%s: %s", type(error).__name__, error.detail, exc_info=error.__cause__)
     response = problem(status, error.detail, slug, **extra)

@@ -105,3 +105,6 @@ class Problem(BaseModel):
     status: int
     detail: str
     run_id: int | None = Field(None, description="Present when a failed run was recorded.")
+    current_version: int | None = Field(
+        None, description="412 (If-Match): the version the pipeline is at now."
+    )

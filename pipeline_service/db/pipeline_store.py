@@ -50,6 +50,20 @@ class NameTaken(Exception):
     """Another active pipeline has this name (raced past the check before the write)."""
 
 
+class VersionMismatch(Exception):
+    """The pipeline is at a version the caller did not expect (a conditional change)."""
+
+    def __init__(self, current: int) -> None:
+        super().__init__(f"the pipeline is at version {current}")
+        self.current = current
+
+
+def require_version(current: int, expected: frozenset[int] | None) -> None:
+    """`expected` None: any version will do."""
+    if expected is not None and current not in expected:
+        raise VersionMismatch(current)
+
+
 def _with_steps() -> Any:
     return select(
         Pipeline.id,
@@ -150,20 +164,33 @@ class PipelineStore:
         assert stored is not None
         return stored
 
-    async def replace(self, pipeline_id: int, draft: PipelineDraft) -> StoredPipeline | None:
+    async def replace(
+        self,
+        pipeline_id: int,
+        draft: PipelineDraft,
+        expected_versions: frozenset[int] | None = None,
+    ) -> StoredPipeline | None:
         """Replace name, description and steps of an active pipeline (None: not found).
-        A draft identical to the current definition writes nothing and keeps the version."""
+        A draft identical to the current definition writes nothing and keeps the version.
+        VersionMismatch if the pipeline is not at one of `expected_versions` (checked on the
+        locked row, so two changes based on the same version cannot both pass)."""
         async with database_errors_as_unavailable():
             with _name_clash_as_name_taken(draft.name):
                 async with self._engine.begin() as conn:
-                    current = await conn.scalar(
-                        select(func.pipeline_snapshot(Pipeline.id, type_=JSONB))
-                        .where(Pipeline.id == pipeline_id, Pipeline.is_active)
-                        .with_for_update()
-                    )
+                    current = (
+                        await conn.execute(
+                            select(
+                                Pipeline.version,
+                                func.pipeline_snapshot(Pipeline.id, type_=JSONB).label("snapshot"),
+                            )
+                            .where(Pipeline.id == pipeline_id, Pipeline.is_active)
+                            .with_for_update()
+                        )
+                    ).one_or_none()
                     if current is None:
                         return None
-                    if current != draft.snapshot():
+                    require_version(current.version, expected_versions)
+                    if current.snapshot != draft.snapshot():
                         await conn.execute(
                             update(Pipeline)
                             .where(Pipeline.id == pipeline_id)
@@ -176,16 +203,26 @@ class PipelineStore:
                     stored = await self._get(conn, pipeline_id)
         return stored
 
-    async def deactivate(self, pipeline_id: int) -> bool:
-        """Soft delete: the pipeline stops running; its versions and runs stay."""
+    async def deactivate(
+        self, pipeline_id: int, expected_versions: frozenset[int] | None = None
+    ) -> bool:
+        """Soft delete: the pipeline stops running; its versions and runs stay. False: no
+        such active pipeline; VersionMismatch as for `replace`."""
         async with database_errors_as_unavailable(), self._engine.begin() as conn:
-            deleted = await conn.scalar(
-                update(Pipeline)
+            version = await conn.scalar(
+                select(Pipeline.version)
                 .where(Pipeline.id == pipeline_id, Pipeline.is_active)
-                .values(is_active=False, updated_at=func.now())
-                .returning(Pipeline.id)
+                .with_for_update()
             )
-        return deleted is not None
+            if version is None:
+                return False
+            require_version(version, expected_versions)
+            await conn.execute(
+                update(Pipeline)
+                .where(Pipeline.id == pipeline_id)
+                .values(is_active=False, updated_at=func.now())
+            )
+        return True
 
     @staticmethod
     async def _write_steps(conn: AsyncConnection, pipeline_id: int, draft: PipelineDraft) -> None:
