@@ -19,7 +19,6 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = ROOT / ".data" / "bench"
-LOG_NAME = "stack.log"  # both services' JSON lines: two per request, kept off the terminal
 READY_TIMEOUT_S = 120
 LOG_TAIL_LINES = 20
 
@@ -74,8 +73,8 @@ def running_stack(
 ) -> Iterator[Stack]:
     """`python -m devstack`, as `make run` starts it, with the pipeline service on `port` and
     the model service on `port + 1`; PostgreSQL at DATABASE_URL, else the embedded one (kept
-    in `data_dir`, apart from the one `make run` uses). The services' logs go to a file
-    there; the launcher's own lines are shown. Stopped on the way out."""
+    in `data_dir`, apart from the one `make run` uses). The services' logs go to
+    `log_path(data_dir)`; the launcher's own lines are shown. Stopped on the way out."""
     command = [sys.executable, "-m", "devstack", "--no-access-log"]
     command += ["--pipeline-port", str(port), "--model-port", str(port + 1)]
     command += ["--data-dir", str(data_dir)]
@@ -83,18 +82,23 @@ def running_stack(
         command += ["--workers", str(workers)]
     if model_workers:
         command += ["--model-workers", str(model_workers)]
-    data_dir.mkdir(parents=True, exist_ok=True)
-    log_path = data_dir / LOG_NAME
-    print(f"the services' logs: {log_path}", file=sys.stderr, flush=True)
-    with log_path.open("w") as log:
+    log = log_path(data_dir)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    print(f"the services' logs: {log}", file=sys.stderr, flush=True)
+    with log.open("w") as log_file:
         launcher = subprocess.Popen(
-            command, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True
+            command,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=log_file,
+            text=True,
+            start_new_session=True,
         )
     try:
         try:
             database_url = _wait_ready(launcher)
         except RuntimeError as error:
-            print(_log_tail(log_path), file=sys.stderr)
+            print(_log_tail(log), file=sys.stderr)
             raise SystemExit(f"bench: {error}") from None
         yield Stack(f"http://127.0.0.1:{port}", database_url, psutil.Process(launcher.pid))
     finally:
@@ -131,11 +135,17 @@ def _wait_ready(launcher: subprocess.Popen[str]) -> str:
     return database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
+def log_path(data_dir: Path) -> Path:
+    """Both services' JSON lines (two per request), kept off the terminal. Beside the data
+    directory, not in it: initdb wants an empty one."""
+    return data_dir.with_name(data_dir.name + ".log")
+
+
 def _drain(stream: IO[str]) -> None:
     for _ in stream:
         pass
 
 
-def _log_tail(log_path: Path) -> str:
-    lines = log_path.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
-    return "\n".join([f"last lines of {log_path}:", *lines])
+def _log_tail(log: Path) -> str:
+    lines = log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+    return "\n".join([f"last lines of {log}:", *lines])

@@ -7,11 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from bench import floor
-from bench.stack import LOG_NAME, running_stack
-from tests.processes import ROOT
+from bench.stack import log_path, running_stack
+from tests.processes import ROOT, free_port
 
 
 def test_bench_command_starts_with_the_declared_dependencies() -> None:
@@ -39,9 +40,30 @@ def test_a_stack_that_cannot_start_stops_the_bench_with_the_reason(
         port = taken.getsockname()[1]
         with (
             pytest.raises(SystemExit, match="stopped before it was ready"),
-            running_stack(port, 1, 1, data_dir=tmp_path),
+            running_stack(port, 1, 1, data_dir=tmp_path / "bench"),
         ):
             pytest.fail("the stack cannot be ready: its port is taken")
     # The services' output went to the log, and its tail, with the reason, to the terminal.
-    assert "already in use" in (tmp_path / LOG_NAME).read_text()
+    assert "already in use" in log_path(tmp_path / "bench").read_text()
     assert "already in use" in capsys.readouterr().err
+
+
+def port_pair() -> int:
+    """A free port whose next one is free too (the bench puts the model service there)."""
+    while True:
+        port = free_port()
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port + 1)) != 0:
+                return port
+
+
+def test_the_stack_starts_on_a_fresh_data_directory(tmp_path: Path) -> None:
+    """What `make bench` does on a new machine: the embedded PostgreSQL is created in the
+    data directory, and the services answer; their log lines go beside it."""
+    data_dir = tmp_path / "bench"
+    with running_stack(port_pair(), 1, 1, data_dir=data_dir) as stack:
+        answer = httpx.get(f"{stack.url}/readyz", timeout=10)
+        assert answer.status_code == 200, answer.text
+        assert stack.processes()["pipeline"] and stack.processes()["model"]
+    assert (data_dir / "PG_VERSION").is_file()
+    assert '"logger":"access"' in log_path(data_dir).read_text()
