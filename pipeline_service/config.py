@@ -26,7 +26,10 @@ class Settings(BaseSettings):
     )
     db_pool_size: int = Field(10, ge=1, description="Connections kept open per process.")
     db_pool_pre_ping: bool = Field(
-        True, description="Check each pooled connection before use (one extra round trip)."
+        False,
+        description="Also ping each pooled connection before use (three round trips): finds "
+        "connections dropped silently on the way, e.g. by a firewall. Connections the server "
+        "closed (a restart) are replaced before use either way, at no cost.",
     )
     model_service_url: str = Field(
         "http://127.0.0.1:8001", description="Base URL of the model service."

@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -73,8 +74,10 @@ async def process(client: httpx.AsyncClient, seed: int) -> httpx.Response:
 
 
 @asynccontextmanager
-async def service_on(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(Settings(database_url=database_url), model_transport=model_transport())
+async def service_on(database_url: str, **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(
+        Settings(database_url=database_url, **settings), model_transport=model_transport()
+    )
     async with app_client(app) as client:
         yield client
 
@@ -122,3 +125,28 @@ async def test_database_restart_gives_503_then_recovers_without_a_restart(
     assert [(r["id"], r["status"]) for r in stored] == [
         (a.json()["run_id"], "succeeded") for a in succeeded
     ]
+
+
+@pytest.mark.parametrize("pre_ping", [None, True], ids=["default", "pool_pre_ping"])
+async def test_a_database_restarted_between_requests_costs_no_request(
+    own_postgres: OwnPostgres, pre_ping: bool | None
+) -> None:
+    """Every pooled connection died with the old server. They are all replaced before use:
+    by the local check of a closed connection (always on), or by the ping (when on)."""
+    settings = {} if pre_ping is None else {"db_pool_pre_ping": pre_ping}
+    async with service_on(own_postgres.url, **settings) as client:
+        # Several requests at once, so that the pool holds several connections.
+        warm = await asyncio.gather(*(process(client, seed) for seed in range(1, 7)))
+        assert [a.status_code for a in warm] == [200] * 6, [a.text for a in warm]
+
+        await asyncio.to_thread(own_postgres.stop)
+        await asyncio.to_thread(own_postgres.start)
+        after = await asyncio.gather(*(process(client, seed) for seed in range(10, 16)))
+        assert [a.status_code for a in after] == [200] * 6, [a.text for a in after]
+
+    conn = await asyncpg.connect(own_postgres.url)
+    try:
+        stored = await conn.fetchval("SELECT count(*) FROM processing_runs")
+    finally:
+        await conn.close()
+    assert stored == 12

@@ -2,20 +2,34 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError, InvalidatePoolError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from pipeline_service.errors import DatabaseUnavailable
 
 
 def create_engine(database_url: str, pool_size: int, pre_ping: bool) -> AsyncEngine:
-    # Either way a restarted PostgreSQL needs no restart of ours: without pre-ping the first
-    # request on a dead connection fails (503) and SQLAlchemy then invalidates the whole pool.
-    return create_async_engine(
+    """The pool replaces, before use, every connection the server has closed (a restart, a
+    terminated backend): see `_refuse_closed`. `pre_ping` adds SQLAlchemy's ping, which also
+    finds a connection that died silently (a firewall dropping idle ones) but costs three
+    round trips (BEGIN, `;`, ROLLBACK) per checkout."""
+    engine = create_async_engine(
         database_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=pre_ping
     )
+    event.listen(engine.sync_engine, "checkout", _refuse_closed)
+    return engine
+
+
+def _refuse_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """asyncpg keeps reading every idle connection, so it has already seen the server close
+    it: asking costs no round trip. The pool then reconnects, and also replaces every other
+    connection older than this one, which died with the same server."""
+    if dbapi_connection.driver_connection.is_closed():
+        raise InvalidatePoolError("PostgreSQL closed this pooled connection")
 
 
 def libpq_url(database_url: str) -> str:
