@@ -1,8 +1,10 @@
 """GET /results and GET /results/{run_id}: what was stored, filtered and paged."""
 
 import hashlib
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
+import httpx
 import pytest
 
 from tests.conftest import ClientFactory, model_transport
@@ -84,6 +86,36 @@ async def test_several_boxes_come_back_in_order_and_box_is_the_best_car(
         run = (await client.get(f"/results/{run_id}")).json()
     assert run["detections"] == [[*map(float, b[:5]), b[5]] for b in boxes]
     assert run["box"]["conf"] == 0.7  # label 2 is not a car, however confident
+
+
+@pytest.mark.parametrize("idempotency_key", [None, "boxes"], ids=["autocommit", "with-key"])
+async def test_a_run_with_several_boxes_is_stored_whole_and_in_order(
+    make_client: ClientFactory, jpeg: bytes, db, idempotency_key: str | None
+) -> None:
+    """Through the service: without a key the run and its boxes are one statement, with a key
+    one transaction; both store every box, in the model's order."""
+    boxes = [
+        [1.0, 2.0, 3.0, 4.0, 0.5, 1],
+        [5.0, 6.0, 7.0, 8.0, 0.99, 2],
+        [9.0, 9.5, 9.0, 9.0, 0.7, 1],
+    ]
+    model = httpx.MockTransport(lambda _: httpx.Response(200, json={"boxes": boxes}))
+    headers = {"Idempotency-Key": f"{idempotency_key}-{uuid.uuid4()}"} if idempotency_key else {}
+    async with make_client(model=model) as client:
+        answer = await client.post(
+            "/process_image?pipeline_id=1", files={"image": jpeg}, headers=headers
+        )
+        assert answer.status_code == 200, answer.text
+        run_id = answer.json()["run_id"]
+        stored = (await client.get(f"/results/{run_id}")).json()
+    rows = await db.fetch(
+        "SELECT top_left_x, top_left_y, w, h, conf, label FROM detections "
+        "WHERE run_id = $1 ORDER BY id",
+        run_id,
+    )
+    assert answer.json()["detections"] == stored["detections"] == boxes
+    assert [list(row) for row in rows] == boxes
+    assert stored["box"]["conf"] == 0.7  # the best car: label 2 is not one
 
 
 async def test_unknown_run_is_a_404_problem(make_client: ClientFactory) -> None:

@@ -1,19 +1,23 @@
-"""Writing processing runs and their detections: one short transaction per run.
+"""Writing processing runs and their detections: one statement per run (in a transaction only
+when an idempotency key is bound with it).
 
 A write, once started, is finished even if the request that asked for it is cancelled
 (client gone, shutdown deadline): the run is shielded, and `drain()` lets shutdown wait for it.
 """
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import insert
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import bindparam, func, insert, select, true
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from pipeline_service.db.engine import database_errors_as_unavailable
 from pipeline_service.db.idempotency import IdempotencyRepository, claim_key, ensure_same_request
 from pipeline_service.db.models import Detection, ProcessingRun
-from pipeline_service.pipeline.types import RunContext
+from pipeline_service.pipeline.types import Box, RunContext
 
 
 class _KeyTaken(Exception):
@@ -22,9 +26,54 @@ class _KeyTaken(Exception):
 
 RUNS = ProcessingRun.__table__
 DETECTIONS = Detection.__table__
-# Built once: building `insert(...).values(...)` per run cost ~0.2 ms of CPU (bench/README).
-INSERT_RUN = insert(RUNS).returning(RUNS.c.id)
-INSERT_DETECTIONS = insert(DETECTIONS)
+RUN_FIELDS = (
+    "pipeline_id",
+    "pipeline_version",
+    "status",
+    "car_detected",
+    "image_sha256",
+    "image_bytes",
+    "image_width",
+    "image_height",
+    "timings_ms",
+    "error",
+)
+BOX_FIELDS = ("top_left_x", "top_left_y", "w", "h", "conf", "label")
+
+
+def _insert_run_and_boxes() -> Any:
+    """One statement stores the run and its boxes (each box field as an array, unnested):
+
+    WITH run AS (INSERT INTO processing_runs ... RETURNING id),
+         boxes AS (INSERT INTO detections
+                   SELECT run.id, box.* FROM run JOIN unnest(...) AS box ON true)
+    SELECT run.id FROM run
+
+    A statement is atomic by itself, so without an idempotency key to bind it runs without
+    BEGIN / COMMIT: one round trip instead of three or four. Built once: building the
+    statement per run cost ~0.2 ms of CPU (README, Performance)."""
+    run = (
+        insert(RUNS)
+        .values({name: bindparam(name, type_=RUNS.c[name].type) for name in RUN_FIELDS})
+        .returning(RUNS.c.id)
+        .cte("run")
+    )
+    box = (
+        func.unnest(*(bindparam(n, type_=ARRAY(DETECTIONS.c[n].type)) for n in BOX_FIELDS))
+        .table_valued(*BOX_FIELDS)
+        .render_derived()
+        .alias("box")
+    )
+    each_box = select(run.c.id, *box.c).select_from(run.join(box, true()))  # run: one row
+    boxes = insert(DETECTIONS).from_select(["run_id", *BOX_FIELDS], each_box)
+    return select(run.c.id).add_cte(boxes.cte("boxes"))
+
+
+INSERT_RUN_AND_BOXES = _insert_run_and_boxes()
+
+
+def _box_arrays(boxes: list[Box] | None) -> dict[str, list[Any]]:
+    return {name: [getattr(b, name) for b in boxes or ()] for name in BOX_FIELDS}
 
 
 class RunRepository:
@@ -72,38 +121,34 @@ class RunRepository:
 
     async def _insert(self, ctx: RunContext, status: str, error: str | None) -> int:
         assert ctx.image_sha256 is not None
-        run = {
+        succeeded = status == "succeeded"
+        values = {
             "pipeline_id": ctx.pipeline.id,
             "pipeline_version": ctx.pipeline.version,
             "status": status,
-            "car_detected": ctx.car_detected if status == "succeeded" else None,
+            "car_detected": ctx.car_detected if succeeded else None,
             "image_sha256": ctx.image_sha256,
             "image_bytes": len(ctx.data),
             "image_width": ctx.image_width,
             "image_height": ctx.image_height,
             "timings_ms": dict(ctx.timings_ms),
             "error": error,
+            **_box_arrays(ctx.detections if succeeded else None),
         }
-        boxes = ctx.detections if status == "succeeded" else None
-        claim = ctx.idempotency if status == "succeeded" else None
-        async with database_errors_as_unavailable(), self._engine.begin() as conn:
-            run_id: int = (await conn.execute(INSERT_RUN, run)).scalar_one()
-            if boxes:
-                await conn.execute(
-                    INSERT_DETECTIONS,
-                    [
-                        {
-                            "run_id": run_id,
-                            "top_left_x": b.top_left_x,
-                            "top_left_y": b.top_left_y,
-                            "w": b.w,
-                            "h": b.h,
-                            "conf": b.conf,
-                            "label": b.label,
-                        }
-                        for b in boxes
-                    ],
-                )
+        claim = ctx.idempotency if succeeded else None
+        async with database_errors_as_unavailable(), self._connection(claim is not None) as conn:
+            run_id: int = (await conn.execute(INSERT_RUN_AND_BOXES, values)).scalar_one()
             if claim is not None and not await claim_key(conn, claim, run_id):
                 raise _KeyTaken
         return run_id
+
+    @asynccontextmanager
+    async def _connection(self, transaction: bool) -> AsyncIterator[AsyncConnection]:
+        """In a transaction (to bind an idempotency key along with the run), or in autocommit
+        (one statement; the pool sets the connection back when it returns)."""
+        if transaction:
+            async with self._engine.begin() as conn:
+                yield conn
+        else:
+            async with self._engine.connect() as conn:
+                yield await conn.execution_options(isolation_level="AUTOCOMMIT")
