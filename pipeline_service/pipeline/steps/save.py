@@ -1,4 +1,4 @@
-"""Save: store the run and its boxes in PostgreSQL (one short transaction)."""
+"""Save: store the run and its boxes in PostgreSQL (one statement, atomic by itself)."""
 
 from pipeline_service.pipeline.step import IoStep, StepParams, register
 from pipeline_service.pipeline.types import Box, Kind, RunContext
