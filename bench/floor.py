@@ -28,6 +28,10 @@ class Floor:
     def requests_per_s(self) -> float:
         return self.cores * 1000 / self.ms_per_image
 
+    @staticmethod
+    def mean(*floors: "Floor") -> "Floor":
+        return Floor(statistics.fmean(f.ms_per_image for f in floors), floors[0].cores)
+
 
 def car_pipeline_work(data: bytes, flag: int = cv2.IMREAD_COLOR) -> str:
     image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flag)
