@@ -5,16 +5,19 @@ files under PROMETHEUS_MULTIPROC_DIR (summed over every process at scrape time).
 directory must be known before that import: each service calls `use_shared_metrics_dir` from
 its package's `__init__`.
 
-- PROMETHEUS_MULTIPROC_DIR set: used as is (the launcher creates it empty at each start).
+- PROMETHEUS_MULTIPROC_DIR set: used as is (whoever sets it empties it at each start).
 - Not set, and this process was spawned by a multiprocessing parent (uvicorn --workers N,
   --reload): every worker of that parent gets the same fresh directory under the temp dir,
   named after the service and the parent's pid and start time, so one server's workers add
-  up and two servers never mix.
+  up and two servers never mix. The directories of servers that have stopped are removed
+  then: nothing tells a worker that it is the last one to stop, so cleaning up falls to the
+  next start.
 - Otherwise (a single process): values stay in memory, nothing is written.
 """
 
 import multiprocessing
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -39,9 +42,20 @@ def use_shared_metrics_dir(service: str) -> str | None:
     parent = multiprocessing.parent_process()
     if parent is None or parent.pid is None:
         return None
+    remove_stopped_servers_dirs(service)
     path = Path(tempfile.gettempdir()) / (
         f"prometheus-{service}-{parent.pid}-{_start_time(parent.pid)}"
     )
     path.mkdir(mode=0o700, exist_ok=True)
     os.environ[ENV] = str(path)
     return str(path)
+
+
+def remove_stopped_servers_dirs(service: str) -> None:
+    """Remove the directories whose server (pid and start time in the name) is gone. Never a
+    live server's: its pid still has the start time of its name. Errors are ignored: another
+    worker may be removing the same directory, or it belongs to another user."""
+    for path in Path(tempfile.gettempdir()).glob(f"prometheus-{service}-*-*"):
+        pid, _, started = path.name.removeprefix(f"prometheus-{service}-").partition("-")
+        if pid.isdigit() and started.isdigit() and _start_time(int(pid)) != started:
+            shutil.rmtree(path, ignore_errors=True)
