@@ -221,3 +221,37 @@ async def test_without_the_token_if_match_changes_nothing_about_the_401(
             f"/pipelines/{created['id']}", json=replacement(created), headers={"If-Match": '"9"'}
         )
     assert answer.status_code == 401
+
+
+async def get(client: httpx.AsyncClient, pipeline_id: int, if_none_match: str) -> httpx.Response:
+    return await client.get(f"/pipelines/{pipeline_id}", headers={"If-None-Match": if_none_match})
+
+
+async def test_a_get_with_the_current_etag_in_if_none_match_is_a_304_without_body(
+    make_client: ClientFactory,
+) -> None:
+    async with make_client(**ADMIN) as client:
+        created = await create(client)
+        pipeline_id = created["id"]
+        current = await get(client, pipeline_id, '"1"')
+        forms = [await get(client, pipeline_id, value) for value in ("*", 'W/"1"', '"7", "1"')]
+        changed = await put(client, pipeline_id, replacement(created), '"1"')
+        stale = await get(client, pipeline_id, '"1"')
+    for answer in [current, *forms]:
+        assert answer.status_code == 304, answer.text
+        assert answer.content == b""
+        assert answer.headers["ETag"] == '"1"'
+    assert changed.status_code == 200
+    assert stale.status_code == 200  # the copy with version 1 is out of date: the new one
+    assert stale.headers["ETag"] == '"2"'
+    assert stale.json() == changed.json()
+
+
+async def test_if_none_match_errors(make_client: ClientFactory) -> None:
+    async with make_client(**ADMIN) as client:
+        created = await create(client)
+        malformed = await get(client, created["id"], "1")
+        missing = await get(client, 2_000_000_000, '"1"')
+    assert malformed.status_code == 422
+    assert [e["field"] for e in malformed.json()["errors"]] == ["If-None-Match"]
+    assert missing.status_code == 404

@@ -12,7 +12,14 @@ from pipeline_service.api.pipeline_schemas import (
     PipelineSummary,
     PipelineVersionOut,
 )
-from pipeline_service.api.preconditions import IfMatch, expected_versions, set_etag
+from pipeline_service.api.preconditions import (
+    IfMatch,
+    IfNoneMatch,
+    client_copy_is_current,
+    etag,
+    expected_versions,
+    set_etag,
+)
 from pipeline_service.api.process_docs import DATABASE_DOWN
 from pipeline_service.config import PG_INT_MAX
 from pipeline_service.db.pipeline_store import PipelineStore
@@ -67,15 +74,21 @@ async def list_pipelines(
     response_model=PipelineOut,
     responses={
         200: docs.ONE_PIPELINE,
+        304: docs.NOT_MODIFIED,
         404: docs.NOT_FOUND,
         422: docs.ID_INVALID,
         503: DATABASE_DOWN,
     },
 )
 async def get_pipeline(
-    pipeline_id: PipelineId, pipelines: Admin, response: Response
-) -> PipelineOut:
+    pipeline_id: PipelineId,
+    pipelines: Admin,
+    response: Response,
+    if_none_match: IfNoneMatch = None,
+) -> PipelineOut | Response:
     pipeline = await pipelines.get(pipeline_id)
+    if client_copy_is_current(if_none_match, pipeline.version):
+        return Response(status_code=304, headers={"ETag": etag(pipeline.version)})
     set_etag(response, pipeline.version)
     return PipelineOut.of(pipeline)
 

@@ -76,6 +76,10 @@ ONE_PIPELINE = {
     **json_example({**CAR_DETECTION, "steps": CAR_DETECTION_STEPS}),
     "headers": ETAG_HEADER,
 }
+NOT_MODIFIED = {
+    "description": "Not Modified: the copy you have (If-None-Match) is the current version.",
+    "headers": ETAG_HEADER,
+}
 CREATED = {
     **json_example({**GRAY, "steps": GRAY_STEPS}, "Created; its params as stored."),
     "headers": {

@@ -1,7 +1,8 @@
 """Conditional changes of a pipeline (RFC 9110, section 13): its version is its entity tag.
 
 Answers that carry a pipeline send `ETag: "<version>"`; PUT and DELETE honour `If-Match`, so
-two people editing the same pipeline cannot silently overwrite each other's change.
+two people editing the same pipeline cannot silently overwrite each other's change, and GET
+honours `If-None-Match` (304 when the client's copy is current).
 """
 
 import re
@@ -24,6 +25,17 @@ IfMatch = Annotated[
         max_length=1024,
         description='Change it only if it is still at this version: the ETag of your GET ("3"). '
         "Otherwise 412 and nothing is written. `*` or no header: whatever its version.",
+        openapi_examples={"version 3": {"value": '"3"'}},
+    ),
+]
+
+IfNoneMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-None-Match",
+        max_length=1024,
+        description='The ETag of the copy you have ("3"): if the pipeline is still at that '
+        "version, the answer is 304 with no body.",
         openapi_examples={"version 3": {"value": '"3"'}},
     ),
 ]
@@ -52,18 +64,31 @@ def expected_versions(if_match: str | None) -> frozenset[int] | None:
     """
     if if_match is None or if_match.strip() == "*":
         return None
-    if not TAG_LIST.fullmatch(if_match):
-        raise RequestValidationError(
-            [
-                {
-                    "loc": ("header", "If-Match"),
-                    "msg": f"expected {EXPECTED_FORM}",
-                    "type": "value_error",
-                }
-            ]
-        )
     return frozenset(
-        int(value)
-        for weak, value in TAG.findall(if_match)
-        if not weak and value.isascii() and value.isdigit()
+        version
+        for weak, tag in _entity_tags(if_match, "If-Match")
+        if not weak and (version := _version(tag)) is not None
     )
+
+
+def client_copy_is_current(if_none_match: str | None, version: int) -> bool:
+    """If-None-Match on a GET: True when the client already has `version` (answer 304).
+    If-None-Match compares weakly: W/"3" matches version 3 too."""
+    if if_none_match is None:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    return any(_version(tag) == version for _, tag in _entity_tags(if_none_match, "If-None-Match"))
+
+
+def _entity_tags(value: str, header: str) -> list[tuple[bool, str]]:
+    """(weak, tag) of each entity tag in the header; a 422 naming it if it is no tag list."""
+    if not TAG_LIST.fullmatch(value):
+        raise RequestValidationError(
+            [{"loc": ("header", header), "msg": f"expected {EXPECTED_FORM}", "type": "value_error"}]
+        )
+    return [(bool(weak), tag) for weak, tag in TAG.findall(value)]
+
+
+def _version(tag: str) -> int | None:
+    return int(tag) if tag.isascii() and tag.isdigit() else None
