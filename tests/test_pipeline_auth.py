@@ -67,6 +67,35 @@ async def test_without_a_configured_token_mutations_are_refused_with_a_hint(
     assert await pipeline_tables(db) == before
 
 
+BAD_REQUESTS = {
+    "not JSON": ("POST", "/pipelines", b'{"name": '),
+    "wrong shape": ("POST", "/pipelines", b'{"steps": "none"}'),
+    "bad id": ("PUT", "/pipelines/0", b'{"name": "x", "steps": []}'),
+    "bad If-Match": ("DELETE", "/pipelines/1", None),
+}
+
+
+@pytest.mark.parametrize("case", BAD_REQUESTS)
+@pytest.mark.parametrize(
+    ("headers", "status"), [({}, 401), ({"Authorization": "Bearer not-the-token"}, 403)]
+)
+async def test_without_the_token_a_bad_request_is_refused_before_it_is_validated(
+    make_client: ClientFactory, db, case: str, headers: dict[str, str], status: int
+) -> None:
+    """Someone without the token learns nothing about what the body or the headers should
+    be: the answer is the 401/403 the same request with a valid body gets."""
+    method, path, body = BAD_REQUESTS[case]
+    headers = {**headers, "content-type": "application/json", "If-Match": "not-a-tag"}
+    before = await pipeline_tables(db)
+    async with make_client(pipeline_admin_token=TOKEN) as client:
+        response = await client.request(method, path, content=body, headers=headers)
+        with_token = await client.request(method, path, content=body, headers={**headers, **AUTH})
+    assert response.status_code == status, response.text
+    assert "token" in response.json()["detail"]
+    assert with_token.status_code == 422, with_token.text  # the token holder is told what's wrong
+    assert await pipeline_tables(db) == before
+
+
 def test_the_token_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PIPELINE_ADMIN_TOKEN", "from-env")
     token = Settings().pipeline_admin_token

@@ -47,3 +47,15 @@ async def require_admin(
         credentials.credentials.encode(), expected.get_secret_value().encode()
     ):
         raise HTTPException(403, WRONG_TOKEN)
+
+
+def needs_admin(route: object) -> bool:
+    """Whether a route is guarded by `require_admin`."""
+    return any(d.dependency is require_admin for d in getattr(route, "dependencies", ()))
+
+
+async def ensure_admin(request: Request) -> None:
+    """`require_admin` for a request that failed validation: FastAPI parses a JSON body before
+    it runs dependencies, so without this a client with no token would be told what is wrong
+    with its body (422) instead of 401."""
+    await require_admin(request, await bearer(request))

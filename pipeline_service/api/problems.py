@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from pipeline_service import errors
+from pipeline_service.api.auth import ensure_admin, needs_admin
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +94,13 @@ def _issue(e: Any) -> dict[str, str]:
     return {"field": field, "message": PLAIN_MESSAGES.get((field, e["type"]), e["msg"])}
 
 
-async def _validation_error(_: Request, error: Exception) -> Response:
+async def _validation_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, RequestValidationError)
+    if needs_admin(request.scope.get("route")):
+        try:
+            await ensure_admin(request)  # who may not change pipelines learns nothing more
+        except HTTPException as refused:
+            return await _http_error(request, refused)
     issues = [_issue(e) for e in error.errors()]
     detail = "; ".join(f"{i['field']}: {i['message']}" for i in issues) + "."
     return problem(422, detail, "invalid-request", errors=issues)
