@@ -142,6 +142,46 @@ def table_row(r: Row) -> str:
     )
 
 
+# The performance targets (README, Performance): 1080p at c=32, and p99 at c=8.
+TARGET_IMAGE = "1920x1080"
+TARGET_REQUESTS_PER_S = 150.0
+TARGET_RATIO = 0.6
+TARGET_P99_MS = 150.0
+
+
+def target_lines(rows: list[Row]) -> list[str]:
+    """Each target against the rows that measure it; rows not run are not judged."""
+    lines = []
+    for r in rows:
+        if r.image != TARGET_IMAGE:
+            continue
+        if r.concurrency == 32:
+            ratio = r.load.requests_per_s / r.floor.requests_per_s
+            lines.append(
+                f"target {TARGET_IMAGE} c=32 >= {TARGET_REQUESTS_PER_S:g} req/s: "
+                f"{_verdict(r.load.requests_per_s >= TARGET_REQUESTS_PER_S)} "
+                f"({r.load.requests_per_s:.1f}; this machine's floor: "
+                f"{r.floor.requests_per_s:.1f})"
+            )
+            lines.append(
+                f"target {TARGET_IMAGE} c=32 >= {TARGET_RATIO:g} of the floor: "
+                f"{_verdict(ratio >= TARGET_RATIO)} ({ratio:.2f})"
+            )
+        if r.concurrency == 8:
+            lines.append(
+                f"target {TARGET_IMAGE} c=8 p99 < {TARGET_P99_MS:g} ms: "
+                f"{_verdict(r.load.p99_ms < TARGET_P99_MS)} ({r.load.p99_ms:.1f})"
+            )
+    errors = sum(r.load.errors for r in rows)
+    stored = all(r.runs_stored == r.load.ok for r in rows)
+    lines.append(f"zero errors, runs = 200s: {_verdict(errors == 0 and stored)}")
+    return lines
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "NOT met"
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -198,6 +238,7 @@ def throughput(args: argparse.Namespace, images: Path) -> None:
     )
     print(HEADER)
     print("\n".join(table_row(r) for r in rows))
+    print("\n".join(["", *target_lines(rows)]))
     if any(r.runs_stored != r.load.ok or r.load.errors for r in rows):
         raise SystemExit("errors, or runs stored that do not match the 200 answers (see above)")
 

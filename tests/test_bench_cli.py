@@ -11,7 +11,9 @@ import httpx
 import pytest
 
 from bench import floor
+from bench.__main__ import Row, target_lines
 from bench.stack import log_path, running_stack
+from bench.wrk import LoadResult
 from tests.processes import ROOT, free_port
 
 
@@ -67,3 +69,31 @@ def test_the_stack_starts_on_a_fresh_data_directory(tmp_path: Path) -> None:
         assert stack.processes()["pipeline"] and stack.processes()["model"]
     assert (data_dir / "PG_VERSION").is_file()
     assert '"logger":"access"' in log_path(data_dir).read_text()
+
+
+def bench_row(concurrency: int, requests_per_s: float, p99_ms: float, floor_ms: float) -> Row:
+    seconds = 10.0
+    ok = round(requests_per_s * seconds)
+    load = LoadResult(ok, 0, "", 0, seconds, p99_ms / 2, p99_ms, p99_ms, p99_ms, 0.0)
+    fl = floor.Floor(floor_ms, 2)
+    return Row("1920x1080", concurrency, load, fl, fl, {}, ok)
+
+
+def test_the_targets_are_judged_on_the_rows_that_measure_them() -> None:
+    rows = [
+        bench_row(8, 140.0, 120.0, floor_ms=10.0),  # floor 200 req/s
+        bench_row(32, 151.0, 400.0, floor_ms=10.0),
+    ]
+    assert target_lines(rows) == [
+        "target 1920x1080 c=8 p99 < 150 ms: met (120.0)",
+        "target 1920x1080 c=32 >= 150 req/s: met (151.0; this machine's floor: 200.0)",
+        "target 1920x1080 c=32 >= 0.6 of the floor: met (0.76)",
+        "zero errors, runs = 200s: met",
+    ]
+    slow = [bench_row(8, 60.0, 190.0, 20.0), bench_row(32, 65.0, 600.0, 20.0)]
+    assert [line.split(": ")[1].split(" (")[0] for line in target_lines(slow)] == [
+        "NOT met",
+        "NOT met",
+        "met",  # 65 of a 100 req/s floor
+        "met",
+    ]
