@@ -6,7 +6,7 @@ honours `If-None-Match` (304 when the client's copy is current).
 """
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Header, Response
 from fastapi.exceptions import RequestValidationError
@@ -18,25 +18,30 @@ TAG_LIST = re.compile(rf"\s*{_TAG}\s*(?:,\s*{_TAG}\s*)*")
 TAG = re.compile(r'(W/)?"([^"]*)"')
 EXPECTED_FORM = 'one or more quoted versions as the ETag header gives them, e.g. "3", or *'
 
+
+def _tag_header(name: str, description: str) -> Any:
+    return Header(
+        alias=name,
+        max_length=1024,
+        description=description,
+        openapi_examples={"version 3": {"value": '"3"'}},
+    )
+
+
 IfMatch = Annotated[
     str | None,
-    Header(
-        alias="If-Match",
-        max_length=1024,
-        description='Change it only if it is still at this version: the ETag of your GET ("3"). '
+    _tag_header(
+        "If-Match",
+        'Change it only if it is still at this version: the ETag of your GET ("3"). '
         "Otherwise 412 and nothing is written. `*` or no header: whatever its version.",
-        openapi_examples={"version 3": {"value": '"3"'}},
     ),
 ]
-
 IfNoneMatch = Annotated[
     str | None,
-    Header(
-        alias="If-None-Match",
-        max_length=1024,
-        description='The ETag of the copy you have ("3"): if the pipeline is still at that '
-        "version, the answer is 304 with no body.",
-        openapi_examples={"version 3": {"value": '"3"'}},
+    _tag_header(
+        "If-None-Match",
+        'The ETag of the copy you have ("3"): if the pipeline is still at that version, the '
+        "answer is 304 with no body.",
     ),
 ]
 
