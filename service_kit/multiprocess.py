@@ -33,6 +33,15 @@ def _start_time(pid: int) -> str:
     return stat.rsplit(")", 1)[1].split()[19]
 
 
+def _dir_prefix(service: str) -> str:
+    return f"prometheus-{service}-"
+
+
+def _server_dir(service: str, pid: int) -> Path:
+    """The directory of one server: its supervisor's pid and start time tell it apart."""
+    return Path(tempfile.gettempdir()) / f"{_dir_prefix(service)}{pid}-{_start_time(pid)}"
+
+
 def use_shared_metrics_dir(service: str) -> str | None:
     """Point prometheus_client at a directory shared by the workers; None: single process."""
     configured = os.environ.get(ENV)
@@ -43,9 +52,7 @@ def use_shared_metrics_dir(service: str) -> str | None:
     if parent is None or parent.pid is None:
         return None
     remove_stopped_servers_dirs(service)
-    path = Path(tempfile.gettempdir()) / (
-        f"prometheus-{service}-{parent.pid}-{_start_time(parent.pid)}"
-    )
+    path = _server_dir(service, parent.pid)
     path.mkdir(mode=0o700, exist_ok=True)
     os.environ[ENV] = str(path)
     return str(path)
@@ -55,7 +62,8 @@ def remove_stopped_servers_dirs(service: str) -> None:
     """Remove the directories whose server (pid and start time in the name) is gone. Never a
     live server's: its pid still has the start time of its name. Errors are ignored: another
     worker may be removing the same directory, or it belongs to another user."""
-    for path in Path(tempfile.gettempdir()).glob(f"prometheus-{service}-*-*"):
-        pid, _, started = path.name.removeprefix(f"prometheus-{service}-").partition("-")
+    prefix = _dir_prefix(service)
+    for path in Path(tempfile.gettempdir()).glob(f"{prefix}*-*"):
+        pid, _, started = path.name.removeprefix(prefix).partition("-")
         if pid.isdigit() and started.isdigit() and _start_time(int(pid)) != started:
             shutil.rmtree(path, ignore_errors=True)
