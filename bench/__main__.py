@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import asyncpg
@@ -44,6 +45,11 @@ class Row:
         """The machine's speed drifts (other tenants): the row is compared with the floor
         measured around it, not with one taken minutes earlier."""
         return floor.Floor.mean(self.floor_before, self.floor_after)
+
+    @property
+    def ratio(self) -> float:
+        """Throughput / floor."""
+        return self.load.requests_per_s / self.floor.requests_per_s
 
 
 def find_images(directory: Path | None) -> Path:
@@ -104,14 +110,19 @@ def count_runs(stack: Stack) -> int:
 
 
 def measured_run(
-    stack: Stack, image: Path, concurrency: int, seconds: float, before: floor.Floor, floor_s: float
+    stack: Stack,
+    image: Path,
+    concurrency: int,
+    seconds: float,
+    before: floor.Floor,
+    measure_floor: Callable[[], floor.Floor],
 ) -> Row:
     """One row: wrk for `seconds`, then the floor again (`before` was measured just before)."""
     runs_before, cpu_before = count_runs(stack), per_process(stack, cpu_seconds)
     load = run_wrk(stack.url, image, concurrency, seconds)
     used = cpu_used(cpu_before, per_process(stack, cpu_seconds))
     runs_after = count_runs(stack)
-    after = floor.measure(image.read_bytes(), floor_s)
+    after = measure_floor()
     answers = max(load.ok + load.failed, 1)
     cpu_ms = {g: used[g] * 1000 / answers for g in GROUPS}
     cpu_ms["wrk"] = load.wrk_cpu_s * 1000 / answers
@@ -137,7 +148,7 @@ def table_row(r: Row) -> str:
         f"| {load.requests_per_s * 60:,.0f} | {load.p50_ms:.1f} | {load.p99_ms:.1f} | {errors} "
         f"| {r.floor.requests_per_s:.1f} ({r.floor_before.requests_per_s:.0f} / "
         f"{r.floor_after.requests_per_s:.0f}) "
-        f"| {load.requests_per_s / r.floor.requests_per_s:.2f} "
+        f"| {r.ratio:.2f} "
         f"| {stored} | {cpu} |"
     )
 
@@ -156,7 +167,6 @@ def target_lines(rows: list[Row]) -> list[str]:
         if r.image != TARGET_IMAGE:
             continue
         if r.concurrency == 32:
-            ratio = r.load.requests_per_s / r.floor.requests_per_s
             lines.append(
                 f"target {TARGET_IMAGE} c=32 >= {TARGET_REQUESTS_PER_S:g} req/s: "
                 f"{_verdict(r.load.requests_per_s >= TARGET_REQUESTS_PER_S)} "
@@ -165,7 +175,7 @@ def target_lines(rows: list[Row]) -> list[str]:
             )
             lines.append(
                 f"target {TARGET_IMAGE} c=32 >= {TARGET_RATIO:g} of the floor: "
-                f"{_verdict(ratio >= TARGET_RATIO)} ({ratio:.2f})"
+                f"{_verdict(r.ratio >= TARGET_RATIO)} ({r.ratio:.2f})"
             )
         if r.concurrency == 8:
             lines.append(
@@ -223,12 +233,11 @@ def throughput(args: argparse.Namespace, images: Path) -> None:
         print(HEADER, flush=True)
         for size in sizes:
             image = images / f"parking_{size}.jpg"
+            measure_floor = partial(floor.measure, image.read_bytes(), args.floor_seconds)
             run_wrk(stack.url, image, max(concurrencies), args.warmup)
-            before = floor.measure(image.read_bytes(), args.floor_seconds)
+            before = measure_floor()
             for concurrency in concurrencies:
-                row = measured_run(
-                    stack, image, concurrency, args.seconds, before, args.floor_seconds
-                )
+                row = measured_run(stack, image, concurrency, args.seconds, before, measure_floor)
                 rows.append(row)
                 before = row.floor_after
                 print(table_row(row), flush=True)
