@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint run psql bench bench-memory bench-tools migrate clean
+.PHONY: install test test-fast lint run psql bench bench-memory bench-tools migrate clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The quick loop: every test that starts no process of its own (marker `subprocess`)
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not subprocess"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -7,27 +7,41 @@ started for this run. Either way the run gets its own database, migrated with Al
 import asyncio
 import json
 import os
+import subprocess
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
-import cv2
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
-from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
-from model_service.app import create_app as create_model_app
-from model_service.config import ModelSettings
 from pipeline_service.app import create_app
 from pipeline_service.config import Settings
 from pipeline_service.db import migrate
 from pipeline_service.db.engine import libpq_url
-from tests.hardening_support import encode, photo
+from tests.fixtures.images import jpeg_bytes
+from tests.fixtures.services import ClientFactory, app_client, model_transport
+
+
+@pytest.fixture(autouse=True)
+def _processes_only_when_marked(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A test that starts a process (uvicorn, PostgreSQL, wrk...) must carry the `subprocess`
+    marker, so that `make test-fast` (which leaves them out) is what it says it is."""
+    if request.node.get_closest_marker("subprocess") is not None:
+        return
+
+    def refuse(*_: Any, **__: Any) -> None:
+        raise AssertionError(
+            f"{request.node.nodeid} starts a process: mark it @pytest.mark.subprocess"
+        )
+
+    monkeypatch.setattr(subprocess.Popen, "_execute_child", refuse)
 
 
 def _with_database(url: str, name: str) -> str:
@@ -86,26 +100,6 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
         await conn.close()
 
 
-def model_transport(**knobs: Any) -> httpx.ASGITransport:
-    """The real model service app, served in-process, with the given MODEL_* knobs."""
-    return httpx.ASGITransport(app=create_model_app(ModelSettings(**knobs)))
-
-
-ClientFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
-
-
-@asynccontextmanager
-async def app_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """`app` started (its lifespan run) and an httpx client that talks to it in-process."""
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://testserver"
-        ) as client,
-    ):
-        yield client
-
-
 @pytest.fixture
 def make_client(database_url: str) -> ClientFactory:
     """`async with make_client(model=..., **settings) as client:` a running pipeline service.
@@ -128,18 +122,6 @@ def make_client(database_url: str) -> ClientFactory:
     return factory
 
 
-def jpeg_bytes(width: int = 320, height: int = 240, **imwrite: int) -> bytes:
-    """A small synthetic photo-like JPEG (a gradient with a rectangle)."""
-    params = [item for pair in imwrite.items() for item in (getattr(cv2, pair[0]), pair[1])]
-    return encode(photo(width, height), ".jpg", *params)
-
-
 @pytest.fixture(scope="session")
 def jpeg() -> bytes:
     return jpeg_bytes()
-
-
-async def count_rows(db: asyncpg.Connection) -> tuple[int, int]:
-    runs = await db.fetchval("SELECT count(*) FROM processing_runs")
-    detections = await db.fetchval("SELECT count(*) FROM detections")
-    return runs, detections
