@@ -7,9 +7,10 @@ STAMP  := $(VENV)/.installed
 .PHONY: install test test-fast lint run psql bench bench-memory bench-tools migrate clean
 
 $(STAMP): pyproject.toml
+	@echo "make: installing the project into $(VENV)/ (2-3 minutes the first time)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --progress-bar on -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -25,7 +26,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# The whole stack until Ctrl-C (see README "Run it"); e.g. make run ARGS='--pipeline-port 8080'
+# The whole stack until Ctrl-C (see docs/operations.md); e.g. make run ARGS='--pipeline-port 8080'
 run: $(STAMP)
 	$(BIN)/python -m devstack $(ARGS)
 

@@ -70,8 +70,8 @@ class Settings(BaseSettings):
         1,
         ge=0,
         description="cv2.setNumThreads: OpenCV's own threads inside one call. 1: requests "
-        "already run in parallel, splitting one call too only adds overhead (README, "
-        "Performance).",
+        "already run in parallel, splitting one call too only adds overhead "
+        "(docs/performance.md).",
     )
     log_level: str = Field("INFO", description="Level of the JSON logs on stdout.")
     readiness_timeout_s: float = Field(

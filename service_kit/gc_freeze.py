@@ -3,7 +3,7 @@
 After startup a worker holds ~135,000 tracked objects (the app, its routes and schemas,
 SQLAlchemy's metadata, pydantic validators). Every full collection walks all of them with
 the event loop stopped: 85-180 ms under load, about once per 900-2,700 requests per worker
-(measured with `gc.callbacks`; README, Performance). Frozen, they are skipped.
+(measured with `gc.callbacks`; docs/performance.md). Frozen, they are skipped.
 """
 
 import gc
