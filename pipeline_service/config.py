@@ -61,6 +61,24 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(
         50_000_000, ge=1, description="Largest accepted width*height, read from the header."
     )
+    max_pixels_per_byte: int = Field(
+        1000,
+        ge=1,
+        description="An image over PIXELS_PER_BYTE_FROM pixels may declare at most this many "
+        "pixels per byte of its file (415 above): a tiny file declaring a huge image would "
+        "cost a full decode. Real images measured at most ~310 (a uniform PNG), docs/api.md.",
+    )
+    pixels_per_byte_from: int = Field(
+        2_073_600,
+        ge=0,
+        description="Images up to this many pixels (1920x1080) skip MAX_PIXELS_PER_BYTE.",
+    )
+    max_jpeg_scans: int = Field(
+        100,
+        ge=1,
+        description="Most scans a progressive JPEG may have (415 above): each is another pass "
+        "over the whole image; standard encoders write about 10.",
+    )
     cpu_threads: int = Field(
         default_factory=lambda: os.cpu_count() or 1,
         ge=1,

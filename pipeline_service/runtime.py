@@ -23,6 +23,7 @@ from pipeline_service.idempotency import IdempotentRequests
 from pipeline_service.metrics import MeteredModelClient, PrometheusRunObserver, watch_pool
 from pipeline_service.model_client import ModelClient
 from pipeline_service.pipeline.cache import PipelineCache
+from pipeline_service.pipeline.formats.header import DecodeLimits
 from pipeline_service.pipeline.types import RunServices
 
 
@@ -61,7 +62,12 @@ async def open_runtime(
     services = RunServices(
         MeteredModelClient(model),
         runs,
-        settings.max_image_pixels,
+        DecodeLimits(
+            settings.max_image_pixels,
+            settings.max_pixels_per_byte,
+            settings.pixels_per_byte_from,
+            settings.max_jpeg_scans,
+        ),
         PrometheusRunObserver(),
     )
     idempotency = IdempotentRequests(

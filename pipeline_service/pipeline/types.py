@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pipeline_service.pipeline.formats.header import DecodeLimits
+
 if TYPE_CHECKING:
     from pipeline_service.pipeline.definition import PipelineRef
 
@@ -77,7 +79,7 @@ class RunServices:
 
     model: ModelClientProtocol
     recorder: RunRecorder
-    max_image_pixels: int
+    decode_limits: DecodeLimits = field(default_factory=DecodeLimits)
     observer: RunObserver = field(default_factory=Unobserved)
 
 

@@ -51,7 +51,7 @@ def decode_then_resize(data: bytes, reduce: str, width: int, height: int):
         )
     )
     decode, resize = pipeline.steps
-    ctx = RunContext(pipeline.ref, data, RunServices(None, None, 50_000_000))  # type: ignore[arg-type]
+    ctx = RunContext(pipeline.ref, data, RunServices(None, None))  # type: ignore[arg-type]
     decoded = decode.apply(data, ctx)
     return decoded, resize.apply(decoded, ctx), ctx
 

@@ -1,35 +1,20 @@
 """Image steps: bytes -> pixels -> 640x640 -> normalized -> base64 payload (all CPU-bound)."""
 
 import base64
-import io
 from collections.abc import Sequence
 from typing import Literal
 
 import cv2
 import numpy as np
-from PIL import Image
 from pydantic import Field
 
-from pipeline_service.errors import ImageTooLarge, UnsupportedImage
-from pipeline_service.pipeline.jpeg import is_jpeg, jpeg_is_complete
+from pipeline_service.pipeline import formats
+from pipeline_service.pipeline.formats.jpeg import is_jpeg
 from pipeline_service.pipeline.step import CpuStep, Step, StepParams, register
 from pipeline_service.pipeline.types import ImagePayload, Kind, RunContext
 
-ACCEPTED_FORMATS = "JPEG, PNG, WebP, BMP or TIFF"
+ACCEPTED_FORMATS = formats.ACCEPTED_FORMATS
 MAX_SIDE = 16384
-
-
-# Pillow only reads headers here; the pixel limit is ours (MAX_IMAGE_PIXELS), not Pillow's.
-Image.MAX_IMAGE_PIXELS = None
-
-
-def _header_size(data: bytes) -> tuple[int, int] | None:
-    """Width and height from the file header, without decoding pixels; None if unreadable."""
-    try:
-        with Image.open(io.BytesIO(data)) as header:  # BytesIO shares the buffer, no copy
-            return header.size
-    except Exception:  # not a format Pillow knows, or a broken header: OpenCV decides below
-        return None
 
 
 class DecodeParams(StepParams):
@@ -60,23 +45,24 @@ REDUCED_FLAGS = {
 FULL_FLAGS = {"color": cv2.IMREAD_COLOR, "grayscale": cv2.IMREAD_GRAYSCALE}
 
 
+def reduction(size: tuple[int, int], target: tuple[int, int] | None) -> int:
+    """How much a JPEG of `size` (from its header) may shrink while decoding when it will be
+    resized to `target`: 8, 4, 2 or 1. The image may be turned by its EXIF orientation, so
+    both of its sides must cover the larger side of the target."""
+    if target is None:
+        return 1
+    shorter, needed = min(size), max(target)
+    return next((scale for scale in (8, 4, 2) if shorter >= scale * needed), 1)
+
+
 def decode_flag(
     color: str, data: bytes, size: tuple[int, int], target: tuple[int, int] | None
 ) -> tuple[int, int]:
     """The cv2.imdecode flag and its scale (1 = full size) for an image of `size` (from the
-    header) that will be resized to `target`.
-
-    Only JPEG shrinks while decoding (other formats decode in full, then resize). The
-    image may be turned by its EXIF orientation, so both of its sides must cover the larger
-    side of the target.
-    """
-    if target is None or not is_jpeg(data):
-        return FULL_FLAGS[color], 1
-    shorter, needed = min(size), max(target)
-    for scale, flag in REDUCED_FLAGS[color]:
-        if shorter >= scale * needed:
-            return flag, scale
-    return FULL_FLAGS[color], 1
+    header) that will be resized to `target` (only JPEG shrinks while decoding)."""
+    scale = reduction(size, target) if is_jpeg(data) else 1
+    flags = dict(REDUCED_FLAGS[color])
+    return flags.get(scale, FULL_FLAGS[color]), scale
 
 
 @register
@@ -94,41 +80,17 @@ class Decode(CpuStep):
             self.target = (following[0].params.width, following[0].params.height)
 
     def apply(self, value: bytes, ctx: RunContext) -> np.ndarray:
-        if not value:
-            raise UnsupportedImage(f"The uploaded file is empty; send a {ACCEPTED_FORMATS} image.")
-        size = _header_size(value)
-        limit = ctx.services.max_image_pixels
-        if size is not None and size[0] * size[1] > limit:
-            width, height = size
-            raise ImageTooLarge(
-                f"The image is {width}x{height} = {width * height} pixels; the limit is "
-                f"{limit} pixels (MAX_IMAGE_PIXELS)."
-            )
-        if is_jpeg(value) and not jpeg_is_complete(value):
-            raise UnsupportedImage(
-                f"The uploaded JPEG ({len(value)} bytes) is truncated: it has no end-of-image "
-                "marker after its image data; send the complete file."
-            )
-        flag, scale = FULL_FLAGS[self.params.color], 1
-        if size is not None:
-            flag, scale = decode_flag(self.params.color, value, size, self.target)
-        image = cv2.imdecode(np.frombuffer(value, dtype=np.uint8), flag)
-        if image is None or image.size == 0:
-            raise UnsupportedImage(
-                f"The uploaded file ({len(value)} bytes) could not be decoded as an image; "
-                f"send a {ACCEPTED_FORMATS} file."
-            )
-        if image.shape[0] * image.shape[1] > limit:  # header unknown to the probe
-            raise ImageTooLarge(
-                f"The image has {image.shape[0] * image.shape[1]} pixels; the limit is "
-                f"{limit} pixels (MAX_IMAGE_PIXELS)."
-            )
-        ctx.image_height, ctx.image_width = image.shape[:2]
-        if size is not None and scale > 1:
-            # The run records the size as uploaded, turned like the pixels (EXIF orientation).
-            width, height = size
-            turned = (image.shape[1] > image.shape[0]) != (width > height)
-            ctx.image_width, ctx.image_height = (height, width) if turned else (width, height)
+        limits = ctx.services.decode_limits
+        header = formats.read_checked_header(value, limits)
+        scale = 1
+        if header.format == "JPEG" and self.params.reduce == "auto":
+            scale = reduction((header.width, header.height), self.target)
+        image = formats.decode(header, value, self.params.color == "grayscale", scale)
+        formats.check_decoded(image, limits)
+        # The run records the size as uploaded, turned like the pixels (EXIF orientation).
+        ctx.image_width, ctx.image_height = (
+            header.upright_size if scale > 1 else (image.shape[1], image.shape[0])
+        )
         return image
 
 
