@@ -73,6 +73,14 @@ class Settings(BaseSettings):
         ge=0,
         description="Images up to this many pixels (1920x1080) skip MAX_PIXELS_PER_BYTE.",
     )
+    pipeline_memory_budget_bytes: int = Field(
+        256 * 2**20,
+        ge=1,
+        description="Largest image (or base64 payload) a pipeline definition may produce at "
+        "any step, estimated when it is saved or previewed (422 above). Before the first "
+        "resize or crop the image counts at MAX_IMAGE_PIXELS: 150 MiB for the default 50 MP "
+        "in colour.",
+    )
     max_jpeg_scans: int = Field(
         100,
         ge=1,

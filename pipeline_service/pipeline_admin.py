@@ -17,6 +17,7 @@ from pipeline_service.db.pipeline_store import (
     require_version,
 )
 from pipeline_service.errors import InvalidPipeline, PipelineChanged, PipelineNotFound, StepProblem
+from pipeline_service.pipeline.budget import PipelineLimits
 from pipeline_service.pipeline.validation import PipelineDraft, check_draft
 
 
@@ -36,9 +37,15 @@ def _version_mismatch_as_changed(pipeline_id: int) -> Iterator[None]:
 
 
 class PipelineAdmin:
-    def __init__(self, store: PipelineStore, on_change: Callable[[int], None]) -> None:
+    def __init__(
+        self,
+        store: PipelineStore,
+        on_change: Callable[[int], None],
+        limits: PipelineLimits | None = None,
+    ) -> None:
         self._store = store
         self._on_change = on_change
+        self._limits = limits or PipelineLimits()
 
     async def list_pipelines(self, include_deleted: bool = False) -> list[StoredPipeline]:
         return await self._store.list_pipelines(include_deleted)
@@ -96,7 +103,7 @@ class PipelineAdmin:
         self._on_change(pipeline_id)
 
     async def _checked(self, draft: PipelineDraft, pipeline_id: int | None = None) -> PipelineDraft:
-        draft, problems = check_draft(draft)
+        draft, problems = check_draft(draft, self._limits)
         if draft.name:
             owner = await self._store.name_owner(draft.name, except_id=pipeline_id)
             if owner is not None:

@@ -22,6 +22,7 @@ from pipeline_service.db.runs import RunRepository
 from pipeline_service.idempotency import IdempotentRequests
 from pipeline_service.metrics import MeteredModelClient, PrometheusRunObserver, watch_pool
 from pipeline_service.model_client import ModelClient
+from pipeline_service.pipeline.budget import PipelineLimits
 from pipeline_service.pipeline.cache import PipelineCache
 from pipeline_service.pipeline.formats.header import DecodeLimits
 from pipeline_service.pipeline.types import RunServices
@@ -44,7 +45,8 @@ async def open_runtime(
 ) -> AsyncIterator[Runtime]:
     db = create_engine(settings.database_url, settings.db_pool_size, settings.db_pool_pre_ping)
     watch_pool(db)
-    cache = PipelineCache(PipelineRepository(db).load_active)
+    limits = PipelineLimits(settings.max_image_pixels, settings.pipeline_memory_budget_bytes)
+    cache = PipelineCache(PipelineRepository(db).load_active, limits)
     listener = PipelineChangeListener(
         libpq_url(settings.database_url), cache.invalidate, cache.set_listening
     )

@@ -115,6 +115,9 @@ class PreviewDefinition(BaseModel):
     description: str = ""
     steps: list[StepIn]
 
+    def draft(self) -> PipelineDraft:
+        return PipelineDraft(self.name, self.description, tuple(s.definition() for s in self.steps))
+
 
 class PreviewStep(BaseModel):
     index: int

@@ -43,7 +43,9 @@ Replacement = Annotated[PipelineIn, Body(openapi_examples=docs.REPLACEMENT_BODY_
 
 def admin(request: Request) -> PipelineAdmin:
     runtime: Runtime = request.app.state.runtime
-    return PipelineAdmin(PipelineStore(runtime.db), on_change=runtime.pipelines.invalidate)
+    return PipelineAdmin(
+        PipelineStore(runtime.db), runtime.pipelines.invalidate, runtime.pipelines.limits
+    )
 
 
 Admin = Annotated[PipelineAdmin, Depends(admin)]

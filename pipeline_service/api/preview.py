@@ -11,10 +11,12 @@ from pipeline_service.api.pipeline_schemas import PreviewDefinition, PreviewOut
 from pipeline_service.api.process_docs import DATABASE_DOWN
 from pipeline_service.config import PG_INT_MAX
 from pipeline_service.errors import InvalidPipeline
-from pipeline_service.pipeline.compiler import check_steps
-from pipeline_service.pipeline.definition import PipelineRef
+from pipeline_service.pipeline.budget import PipelineLimits
+from pipeline_service.pipeline.compiler import compile_pipeline
+from pipeline_service.pipeline.definition import PipelineDefinition, PipelineRef
 from pipeline_service.pipeline.engine import CompiledPipeline
 from pipeline_service.pipeline.preview import preview
+from pipeline_service.pipeline.validation import check_draft
 from pipeline_service.runtime import Runtime
 
 router = APIRouter(tags=["pipelines"])
@@ -42,15 +44,17 @@ def _one_source(definition: str | None, pipeline_id: int | None) -> None:
         )
 
 
-def _compile(definition: str) -> CompiledPipeline:
+def _compile(definition: str, limits: PipelineLimits) -> CompiledPipeline:
+    """Every check a saved pipeline gets (steps, their count, the memory budget, the name and
+    description when given), then compiled as a stored one is."""
     try:
         parsed = PreviewDefinition.model_validate_json(definition)
     except ValidationError as error:
         raise _definition_errors(error) from error
-    built, problems = check_steps([step.definition() for step in parsed.steps])
+    draft, problems = check_draft(parsed.draft(), limits, name_required=False)
     if problems:
         raise InvalidPipeline(problems)
-    return CompiledPipeline(DRAFT, built)
+    return compile_pipeline(PipelineDefinition(DRAFT, draft.steps), limits)
 
 
 @router.post(
@@ -93,7 +97,7 @@ async def preview_pipeline(
     runtime: Runtime = request.app.state.runtime
     _one_source(definition, pipeline_id)
     if definition is not None:
-        pipeline = _compile(definition)
+        pipeline = _compile(definition, runtime.pipelines.limits)
     else:
         assert pipeline_id is not None
         pipeline = await runtime.pipelines.get(pipeline_id)

@@ -6,7 +6,7 @@ from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from pipeline_service.pipeline.types import Kind, RunContext, Value
+from pipeline_service.pipeline.types import NOTHING, Kind, RunContext, SizeBound, Value
 
 
 class StepParams(BaseModel):
@@ -26,6 +26,12 @@ class Step(ABC):
 
     def __init__(self, params: StepParams) -> None:
         self.params = params
+
+    def output_size(self, given: SizeBound) -> SizeBound:
+        """The most this step hands on when it is given at most `given` (the compiler's
+        memory estimate). An image -> image step that keeps size and type need not say;
+        steps that produce no image hand on nothing worth counting."""
+        return given if self.produces == Kind.IMAGE else NOTHING
 
     def link(self, following: Sequence["Step"]) -> None:  # noqa: B027  (optional hook)
         """Called once when the pipeline is compiled, with the steps after this one; a step

@@ -26,6 +26,29 @@ class Kind(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class SizeBound:
+    """The most a step can hand on, for the compiler's memory estimate (pipeline/budget.py):
+    an image of at most `pixels` (width x height, once a resize fixed them) x channels x
+    bytes per sample, or a base64 payload of `payload_bytes` characters."""
+
+    pixels: int
+    channels: int = 3
+    itemsize: int = 1
+    width: int | None = None
+    height: int | None = None
+    payload_bytes: int | None = None
+
+    @property
+    def nbytes(self) -> int:
+        if self.payload_bytes is not None:
+            return self.payload_bytes
+        return self.pixels * self.channels * self.itemsize
+
+
+NOTHING = SizeBound(0, 0)
+
+
+@dataclass(frozen=True, slots=True)
 class Box:
     top_left_x: float
     top_left_y: float

@@ -87,19 +87,23 @@ def decode(header: ImageHeader, data: bytes, grayscale: bool, scale: int = 1) ->
             png.check_complete(header, data)
         elif header.format == "BMP":
             bmp.check_complete(header, data)
-        flag = cv2.IMREAD_GRAYSCALE if grayscale else cv2.IMREAD_COLOR
-        try:
-            image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flag)
-        except cv2.error as error:
-            image, cause = None, error
-        else:
-            cause = None
-        if image is None or image.size == 0:
-            raise UnsupportedImage(
-                f"The uploaded {header.format} image ({len(data)} bytes) could not be decoded "
-                "completely; send the complete, undamaged file."
-            ) from cause
+        image = _opencv(header, data, grayscale)
     return image
+
+
+def _opencv(header: ImageHeader, data: bytes, grayscale: bool) -> np.ndarray:
+    flag = cv2.IMREAD_GRAYSCALE if grayscale else cv2.IMREAD_COLOR
+    image, cause = None, None
+    try:
+        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flag)
+    except cv2.error as error:
+        cause = error
+    if image is None or image.size == 0:
+        raise UnsupportedImage(
+            f"The uploaded {header.format} image ({len(data)} bytes) could not be decoded "
+            "completely; send the complete, undamaged file."
+        ) from cause
+    return np.asarray(image)
 
 
 def check_decoded(image: np.ndarray, limits: DecodeLimits) -> None:

@@ -9,7 +9,7 @@ answers grey or garbage rows (docs/decisions/0012-strict-image-decoding.md).
 
 import cv2
 import numpy as np
-import simplejpeg
+import simplejpeg  # type: ignore[import-untyped]
 
 from pipeline_service.errors import UnsupportedImage
 from pipeline_service.pipeline.formats.header import ImageHeader

@@ -91,7 +91,7 @@ def check_complete(header: ImageHeader, data: bytes) -> None:
             try:
                 while piece and not stream.eof:
                     inflated += len(stream.decompress(piece, INFLATE_PIECE))
-                    piece = stream.unconsumed_tail
+                    piece = memoryview(stream.unconsumed_tail)
                     if inflated > expected:
                         raise _unreadable("its image data is longer than its size calls for")
             except zlib.error as error:

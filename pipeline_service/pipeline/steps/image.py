@@ -11,7 +11,7 @@ from pydantic import Field
 from pipeline_service.pipeline import formats
 from pipeline_service.pipeline.formats.jpeg import is_jpeg
 from pipeline_service.pipeline.step import CpuStep, Step, StepParams, register
-from pipeline_service.pipeline.types import ImagePayload, Kind, RunContext
+from pipeline_service.pipeline.types import ImagePayload, Kind, RunContext, SizeBound
 
 ACCEPTED_FORMATS = formats.ACCEPTED_FORMATS
 MAX_SIDE = 16384
@@ -75,6 +75,10 @@ class Decode(CpuStep):
     params: DecodeParams
     target: tuple[int, int] | None = None  # width, height of the resize that follows
 
+    def output_size(self, given: SizeBound) -> SizeBound:
+        # `given.pixels` is MAX_IMAGE_PIXELS: the upload's size is not known before it arrives
+        return SizeBound(given.pixels, channels=1 if self.params.color == "grayscale" else 3)
+
     def link(self, following: Sequence[Step]) -> None:
         if self.params.reduce == "auto" and following and isinstance(following[0], Resize):
             self.target = (following[0].params.width, following[0].params.height)
@@ -119,6 +123,10 @@ class Resize(CpuStep):
     Params = ResizeParams
     params: ResizeParams
 
+    def output_size(self, given: SizeBound) -> SizeBound:
+        p = self.params
+        return SizeBound(p.width * p.height, given.channels, given.itemsize, p.width, p.height)
+
     def apply(self, value: np.ndarray, ctx: RunContext) -> np.ndarray:
         p = self.params
         return cv2.resize(value, (p.width, p.height), interpolation=INTERPOLATIONS[p.interpolation])
@@ -139,6 +147,10 @@ class Normalize(CpuStep):
     produces = Kind.IMAGE
     Params = NormalizeParams
     params: NormalizeParams
+
+    def output_size(self, given: SizeBound) -> SizeBound:
+        itemsize = 4 if self.params.mode == "float32_0_1" else 1
+        return SizeBound(given.pixels, given.channels, itemsize, given.width, given.height)
 
     def apply(self, value: np.ndarray, ctx: RunContext) -> np.ndarray:
         if self.params.mode == "float32_0_1":
@@ -164,6 +176,11 @@ class Base64(CpuStep):
     produces = Kind.PAYLOAD
     Params = Base64Params
     params: Base64Params
+
+    def output_size(self, given: SizeBound) -> SizeBound:
+        # raw: the pixel bytes; png/jpeg: 8-bit samples, encoded (at most about as large)
+        raw = given.nbytes if self.params.encoding == "raw" else given.pixels * given.channels
+        return SizeBound(given.pixels, given.channels, payload_bytes=-(-raw // 3) * 4)
 
     def apply(self, value: np.ndarray, ctx: RunContext) -> ImagePayload:
         encoding = self.params.encoding
