@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from pipeline_service.api import health, pipelines, preview, process, results, steps
 from pipeline_service.api.openapi_problems import document_problems
 from pipeline_service.api.problems import install_problem_handlers
+from pipeline_service.api.request_checks import RequestChecks
 from pipeline_service.api.upload_limit import UploadLimit
 from pipeline_service.config import Settings, get_settings
 from pipeline_service.runtime import open_runtime
@@ -45,6 +46,7 @@ def create_app(
     install_problem_handlers(app)
     document_problems(app)
     app.add_middleware(UploadLimit, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(RequestChecks, max_header_bytes=settings.max_header_bytes)
     app.add_middleware(ObserveRequests)  # outermost: logs and counts even a refused upload
     app.include_router(process.router)
     app.include_router(steps.router)

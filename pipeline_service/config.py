@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         20 * 1024 * 1024, ge=1, description="Largest accepted upload (413 above)."
     )
+    max_header_bytes: int = Field(
+        8192,
+        ge=1024,
+        description="Largest request headers (all of them, names and values) accepted (431 "
+        "above). uvicorn refuses far larger ones itself with a bare 400.",
+    )
     max_image_pixels: int = Field(
         50_000_000, ge=1, description="Largest accepted width*height, read from the header."
     )

@@ -91,7 +91,10 @@ class ModelServiceError(ServiceError):
 
 
 class ModelUnavailable(ModelServiceError):
-    pass
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        # Its connections were already retried with backoff; a client may try again soon.
+        self.retry_after_s = 1.0
 
 
 class ModelCircuitOpen(ModelUnavailable):
@@ -100,6 +103,21 @@ class ModelCircuitOpen(ModelUnavailable):
     def __init__(self, detail: str, retry_after_s: float) -> None:
         super().__init__(detail)
         self.retry_after_s = retry_after_s
+
+
+# --- overload and clients that leave ------------------------------------------------------
+
+
+class Overloaded(ServiceError):
+    """This process already has as many image requests in flight as it admits."""
+
+    def __init__(self, detail: str, retry_after_s: float = 1.0) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+
+class ClientGone(ServiceError):
+    """The client closed its connection: nobody is left to answer, so the work stops."""
 
 
 class ModelTimeout(ModelServiceError):

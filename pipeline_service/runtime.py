@@ -26,6 +26,7 @@ from pipeline_service.pipeline.budget import PipelineLimits
 from pipeline_service.pipeline.cache import PipelineCache
 from pipeline_service.pipeline.formats.header import DecodeLimits
 from pipeline_service.pipeline.types import RunServices
+from pipeline_service.readiness import Readiness
 
 
 @dataclass
@@ -37,6 +38,7 @@ class Runtime:
     cpu_pool: ThreadPoolExecutor
     model: ModelClient
     idempotency: IdempotentRequests
+    readiness: Readiness
 
 
 @asynccontextmanager
@@ -75,14 +77,21 @@ async def open_runtime(
     idempotency = IdempotentRequests(
         IdempotencyRepository(db), ResultsRepository(db), settings.idempotency_ttl_s
     )
+    readiness = Readiness(
+        libpq_url(settings.database_url),
+        settings.model_service_url,
+        settings.readiness_timeout_s,
+        model_transport,
+    )
     await listener.start()
     purge = asyncio.create_task(idempotency.purge_forever(), name="idempotency-purge")
     try:
-        yield Runtime(settings, db, cache, services, cpu_pool, model, idempotency)
+        yield Runtime(settings, db, cache, services, cpu_pool, model, idempotency, readiness)
     finally:
         purge.cancel()
         await runs.drain(settings.shutdown_drain_s)  # runs still being written get finished
         await listener.stop()
         await model.aclose()
+        await readiness.aclose()
         cpu_pool.shutdown(wait=True)
         await db.dispose()

@@ -3,43 +3,25 @@
 (GET /healthz, the liveness check that looks at nothing, is in `service_kit.ops_routes`.)
 """
 
-import asyncio
-from collections.abc import Awaitable
-from typing import Any
-
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from pipeline_service.api.problems import problem
+from pipeline_service.api.process import RETRY_AFTER
 from pipeline_service.api.schemas import Problem
-from pipeline_service.db.health import ping as ping_database
-from pipeline_service.errors import ServiceError
+from pipeline_service.readiness import OK
 from pipeline_service.runtime import Runtime
 from service_kit.openapi import json_example, problem_example, problem_response
 
 router = APIRouter(tags=["operations"])
 
-OK = "ok"
+NOT_READY_RETRY_AFTER_S = 5
 
 
 class Readiness(BaseModel):
     status: str = Field(description='"ready"')
     checks: dict[str, str] = Field(description='Each dependency: "ok", or what is wrong.')
-
-
-async def _check(probe: Awaitable[Any], timeout_s: float) -> str:
-    """ "ok", or a short reason (never a traceback, never a connection string)."""
-    try:
-        async with asyncio.timeout(timeout_s):
-            reason = await probe
-    except TimeoutError:
-        return f"no answer within {timeout_s:g} s"
-    except ServiceError as error:
-        return error.detail.split("; try again")[0].rstrip(".")  # advice is for clients
-    except Exception as error:
-        return f"check failed ({type(error).__name__})"
-    return reason or OK
 
 
 @router.get(
@@ -50,32 +32,32 @@ async def _check(probe: Awaitable[Any], timeout_s: float) -> str:
     response_model=Readiness,
     responses={
         200: json_example({"status": "ready", "checks": {"database": "ok", "model_service": "ok"}}),
-        503: problem_response(
-            Problem,
-            "A dependency does not answer; `checks` says which.",
-            problem_example(
-                503,
-                "Not ready: model_service is down (http://127.0.0.1:8001 cannot be reached "
-                "(ConnectError)).",
-                "not-ready",
-                checks={
-                    "database": "ok",
-                    "model_service": "http://127.0.0.1:8001 cannot be reached (ConnectError)",
-                },
+        503: {
+            **problem_response(
+                Problem,
+                "A dependency does not answer; `checks` says which (see Retry-After).",
+                problem_example(
+                    503,
+                    "Not ready: model_service is down (http://127.0.0.1:8001 cannot be reached "
+                    "(ConnectError)).",
+                    "not-ready",
+                    checks={
+                        "database": "ok",
+                        "model_service": "http://127.0.0.1:8001 cannot be reached (ConnectError)",
+                    },
+                ),
             ),
-        ),
+            "headers": RETRY_AFTER,
+        },
     },
 )
 async def readyz(request: Request) -> Response | Readiness:
     runtime: Runtime = request.app.state.runtime
-    timeout_s = runtime.settings.readiness_timeout_s
-    database, model = await asyncio.gather(
-        _check(ping_database(runtime.db), timeout_s),
-        _check(runtime.model.ping(timeout_s), timeout_s),
-    )
-    checks = {"database": database, "model_service": model}
+    checks = await runtime.readiness.check()
     down = {name: reason for name, reason in checks.items() if reason != OK}
     if down:
         detail = "Not ready: " + "; ".join(f"{name} is down ({why})" for name, why in down.items())
-        return problem(503, detail.rstrip(".") + ".", "not-ready", checks=checks)
+        response = problem(503, detail.rstrip(".") + ".", "not-ready", checks=checks)
+        response.headers["Retry-After"] = str(NOT_READY_RETRY_AFTER_S)
+        return response
     return Readiness(status="ready", checks=checks)

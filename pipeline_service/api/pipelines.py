@@ -6,6 +6,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 
 from pipeline_service.api import pipelines_docs as docs
 from pipeline_service.api.auth import require_admin
+from pipeline_service.api.json_body import JSONBodyRoute
 from pipeline_service.api.pipeline_schemas import (
     PipelineIn,
     PipelineOut,
@@ -26,7 +27,7 @@ from pipeline_service.db.pipeline_store import PipelineStore
 from pipeline_service.pipeline_admin import PipelineAdmin
 from pipeline_service.runtime import Runtime
 
-router = APIRouter(prefix="/pipelines", tags=["pipelines"])
+router = APIRouter(prefix="/pipelines", tags=["pipelines"], route_class=JSONBodyRoute)
 
 PipelineId = Annotated[
     int,

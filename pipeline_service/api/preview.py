@@ -1,14 +1,18 @@
 """POST /pipelines/preview: see what a definition does to an image before saving it."""
 
+import json
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from pipeline_service.api import pipelines_docs as docs
+from pipeline_service.api.form_fields import single_form_fields
+from pipeline_service.api.json_body import parse_integer
 from pipeline_service.api.pipeline_schemas import PreviewDefinition, PreviewOut
 from pipeline_service.api.process_docs import DATABASE_DOWN
+from pipeline_service.api.text import printable
 from pipeline_service.config import PG_INT_MAX
 from pipeline_service.errors import InvalidPipeline
 from pipeline_service.pipeline.budget import PipelineLimits
@@ -30,6 +34,10 @@ def _definition_errors(error: ValidationError) -> RequestValidationError:
     )
 
 
+def _invalid_definition(message: str) -> RequestValidationError:
+    return RequestValidationError([{"loc": ("definition",), "msg": message, "type": "value_error"}])
+
+
 def _one_source(definition: str | None, pipeline_id: int | None) -> None:
     if (definition is None) == (pipeline_id is None):
         raise RequestValidationError(
@@ -48,7 +56,14 @@ def _compile(definition: str, limits: PipelineLimits) -> CompiledPipeline:
     """Every check a saved pipeline gets (steps, their count, the memory budget, the name and
     description when given), then compiled as a stored one is."""
     try:
-        parsed = PreviewDefinition.model_validate_json(definition)
+        # The stdlib parser, as for the body of POST /pipelines: the same text is refused
+        # the same way, with the field named (pydantic's would only say "Invalid JSON").
+        document = json.loads(definition, parse_int=parse_integer)
+    except (ValueError, RecursionError) as error:
+        message = f"not valid JSON ({printable(str(error))[:200]})"
+        raise _invalid_definition(message) from error
+    try:
+        parsed = PreviewDefinition.model_validate(document)
     except ValidationError as error:
         raise _definition_errors(error) from error
     draft, problems = check_draft(parsed.draft(), limits, name_required=False)
@@ -69,6 +84,7 @@ def _compile(definition: str, limits: PipelineLimits) -> CompiledPipeline:
     ),
     response_model=PreviewOut,
     openapi_extra=docs.PREVIEW_FORM,
+    dependencies=[Depends(single_form_fields)],
     responses={
         200: docs.PREVIEWED,
         404: docs.PREVIEW_NOT_FOUND,

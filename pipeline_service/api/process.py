@@ -2,10 +2,11 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Header, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Response, UploadFile
 from fastapi.exceptions import RequestValidationError
 
 from pipeline_service.api import process_docs as docs
+from pipeline_service.api.form_fields import single_form_fields
 from pipeline_service.api.schemas import Problem, ProcessResult
 from pipeline_service.config import PG_INT_MAX
 from pipeline_service.runtime import Runtime
@@ -30,12 +31,12 @@ KEY_REUSED = problem_example(
 
 
 def _pipeline_id(from_query: int | None, from_form: int | None) -> int:
-    if from_query is not None and from_form is not None and from_query != from_form:
+    if from_query is not None and from_form is not None:
         raise RequestValidationError(
             [
                 {
                     "loc": ("pipeline_id",),
-                    "msg": "given twice with different values "
+                    "msg": "given twice, as a query parameter and as a form field "
                     f"(query {from_query}, form {from_form}); send it once",
                     "type": "value_error",
                 }
@@ -59,6 +60,7 @@ def _pipeline_id(from_query: int | None, from_form: int | None) -> int:
 @router.post(
     "/process_image",
     summary="Run one image through one pipeline",
+    dependencies=[Depends(single_form_fields)],
     response_model=ProcessResult,
     openapi_extra={
         "requestBody": {

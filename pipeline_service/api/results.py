@@ -1,10 +1,11 @@
 """GET /results (newest first, filtered, keyset-paged) and GET /results/{run_id}."""
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import AwareDatetime
+from pydantic import AfterValidator, AwareDatetime
 
 from pipeline_service.api.cursor import Cursor, InvalidCursor, decode_cursor, encode_cursor
 from pipeline_service.api.process_docs import DATABASE_DOWN, PROCESS_RESULT_EXAMPLE
@@ -42,6 +43,19 @@ CURSOR_EXAMPLE = (  # a real one (for a listing without filters)
     "eyJ2IjoxLCJzIjoiNzkxOjc5NTo3OTIiLCJ0IjoiMjAyNi0xMS0yMVQyMDo0ODowMS4wMDQyMTErMDA6MDAiLCJp"
     "Ijo0MSwiZiI6IjkzMTg1MzZjN2E4Zjk3NTgifQ"
 )
+
+
+def _in_utc_range(value: datetime) -> datetime:
+    """An instant the database can compare with: its offset must not push it out of years
+    1..9999 once converted to UTC (9999-12-31T23:59-05:00 would)."""
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of range once converted to UTC (years 1 to 9999)") from None
+    return value
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(_in_utc_range)]
 
 
 def _repository(request: Request) -> ResultsRepository:
@@ -113,14 +127,14 @@ async def list_results(
         ),
     ] = None,
     since: Annotated[
-        AwareDatetime | None,
+        Instant | None,
         Query(
             description="Only runs created at or after this instant (ISO 8601 with offset).",
             openapi_examples={"from": {"value": "2026-11-21T00:00:00Z"}},
         ),
     ] = None,
     until: Annotated[
-        AwareDatetime | None,
+        Instant | None,
         Query(
             description="Only runs created before this instant (ISO 8601 with offset).",
             openapi_examples={"to": {"value": "2026-11-22T00:00:00+01:00"}},
