@@ -23,6 +23,7 @@ from service_kit.logs import configure_logging
 from service_kit.metrics import forget_this_process
 from service_kit.openapi import finish_openapi, json_example
 from service_kit.requests import ObserveRequests
+from service_kit.security_headers import SecurityHeaders
 
 DTYPE_SIZES = {"uint8": 1, "float32": 4}
 
@@ -104,6 +105,7 @@ def create_app(settings: ModelSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="Model service (mock car detector)", version="0.1.0", lifespan=lifespan)
     app.add_middleware(ObserveRequests)
+    app.add_middleware(SecurityHeaders)
     app.include_router(ops_routes.router)
 
     @app.get(

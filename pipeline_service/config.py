@@ -2,9 +2,10 @@
 
 import os
 from functools import lru_cache
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PG_INT_MAX = 2_147_483_647
 
@@ -57,6 +58,25 @@ class Settings(BaseSettings):
     )
     max_upload_bytes: int = Field(
         20 * 1024 * 1024, ge=1, description="Largest accepted upload (413 above)."
+    )
+    admit_image_requests: int = Field(
+        8,
+        ge=1,
+        description="Image requests (/process_image, /pipelines/preview) one process works on "
+        "at once; more are answered 503 `overloaded` with Retry-After at once, before their "
+        "body is read. From the benchmark's overload row (docs/performance.md).",
+    )
+    request_body_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="A request body must arrive within this many seconds of its headers "
+        "(408 after): a client trickling an upload cannot hold a slot forever.",
+    )
+    cors_allow_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins (comma-separated, e.g. https://console.example.com) whose pages "
+        "may call this API from a browser. Empty (the default): no CORS headers at all, so "
+        "browsers allow no cross-origin calls.",
     )
     max_header_bytes: int = Field(
         8192,
@@ -119,6 +139,13 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_token_is_none(cls, value: SecretStr | None) -> SecretStr | None:
         return value if value is not None and value.get_secret_value().strip() else None
+
+    @field_validator("cors_allow_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -115,6 +115,9 @@ def make_client(database_url: str) -> ClientFactory:
     ) -> AsyncIterator[httpx.AsyncClient]:
         transport = model_transport() if model == "default" else model
         assert not isinstance(transport, str)
+        # Tests fire dozens of requests at once with asyncio.gather to exercise concurrency;
+        # load shedding has tests of its own, which set the limit they test.
+        overrides.setdefault("admit_image_requests", 10_000)
         settings = Settings(database_url=database_url, **overrides)
         async with app_client(create_app(settings, model_transport=transport)) as client:
             yield client

@@ -19,8 +19,12 @@ log = logging.getLogger(__name__)
 PROBLEM_BASE = "/problems/"  # a relative URI reference, as RFC 9457 allows
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
+# nginx's code for "the client closed the connection": only ever seen in logs and metrics.
+CLIENT_CLOSED_REQUEST = 499
+PHRASES = {CLIENT_CLOSED_REQUEST: "Client Closed Request"}
+
 # Domain error -> (HTTP status, problem type slug). The first match in order wins.
-STATUS_OF: list[tuple[type[errors.ServiceError], HTTPStatus, str]] = [
+STATUS_OF: list[tuple[type[errors.ServiceError], int, str]] = [
     (errors.PipelineNotFound, HTTPStatus.NOT_FOUND, "pipeline-not-found"),
     (errors.PipelineChanged, HTTPStatus.PRECONDITION_FAILED, "pipeline-changed"),
     (errors.RunNotFound, HTTPStatus.NOT_FOUND, "run-not-found"),
@@ -34,12 +38,14 @@ STATUS_OF: list[tuple[type[errors.ServiceError], HTTPStatus, str]] = [
     (errors.ModelTimeout, HTTPStatus.GATEWAY_TIMEOUT, "model-timeout"),
     (errors.ModelBadResponse, HTTPStatus.BAD_GATEWAY, "model-bad-response"),
     (errors.DatabaseUnavailable, HTTPStatus.SERVICE_UNAVAILABLE, "database-unavailable"),
+    (errors.Overloaded, HTTPStatus.SERVICE_UNAVAILABLE, "overloaded"),
+    (errors.ClientGone, CLIENT_CLOSED_REQUEST, "client-gone"),
     (errors.StepFailed, HTTPStatus.INTERNAL_SERVER_ERROR, "step-failed"),
 ]
 
 
 def problem(status: int, detail: str, slug: str | None = None, **extra: Any) -> Response:
-    phrase = HTTPStatus(status).phrase
+    phrase = PHRASES.get(status) or HTTPStatus(status).phrase
     body = {
         "type": PROBLEM_BASE + (slug or phrase.lower().replace(" ", "-")),
         "title": phrase,
@@ -70,7 +76,7 @@ async def _service_error(request: Request, error: Exception) -> Response:
         extra["errors"] = [p.as_dict() for p in error.problems]
     if isinstance(error, errors.PipelineChanged):
         extra["current_version"] = error.current_version
-    if status >= 500:
+    if status >= 500 and status != CLIENT_CLOSED_REQUEST:
         log.warning("%s: %s", type(error).__name__, error.detail, exc_info=error.__cause__)
     response = problem(status, error.detail, slug, **extra)
     if error.retry_after_s is not None:

@@ -57,6 +57,10 @@ def _pipeline_id(from_query: int | None, from_form: int | None) -> int:
     return pipeline_id
 
 
+async def _connected(request: Request) -> bool:
+    return not await request.is_disconnected()
+
+
 @router.post(
     "/process_image",
     summary="Run one image through one pipeline",
@@ -146,7 +150,12 @@ async def process_image(
             return ProcessResult.of_stored(earlier)
     pipeline = await runtime.pipelines.get(pipeline_id)
     ctx = await pipeline.run(
-        data, runtime.services, runtime.cpu_pool, idempotency=claim, image_sha256=image_sha256
+        data,
+        runtime.services,
+        runtime.cpu_pool,
+        idempotency=claim,
+        image_sha256=image_sha256,
+        still_wanted=lambda: _connected(request),
     )
     request.state.run_id = ctx.run_id
     if ctx.replayed and ctx.run_id is not None:

@@ -23,6 +23,8 @@ class Step(ABC):
     Params: ClassVar[type[StepParams]] = StepParams
     # CPU-bound steps run in the thread pool; consecutive ones share one hop off the event loop.
     cpu_bound: ClassVar[bool]
+    # Not started once the client has gone away (nobody is left to answer).
+    abandon_when_client_gone: ClassVar[bool] = True
 
     def __init__(self, params: StepParams) -> None:
         self.params = params
