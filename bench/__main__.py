@@ -21,7 +21,7 @@ import cv2
 import psutil
 from PIL import Image
 
-from bench import floor
+from bench import floor, overload
 from bench.stack import ROOT, Stack, running_stack
 from bench.wrk import LoadResult, run_wrk
 from pipeline_service.pipeline.steps.image import decode_flag
@@ -241,6 +241,9 @@ def throughput(args: argparse.Namespace, images: Path) -> None:
                 rows.append(row)
                 before = row.floor_after
                 print(table_row(row), flush=True)
+        overloaded = None
+        if args.overload_seconds > 0:
+            overloaded = _overload_row(stack, images, args.overload_seconds)
     print(
         f"\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {machine()}; {args.seconds:g} s per row; "
         f"workers: pipeline {args.workers}, model {args.model_workers}\n"
@@ -248,8 +251,26 @@ def throughput(args: argparse.Namespace, images: Path) -> None:
     print(HEADER)
     print("\n".join(table_row(r) for r in rows))
     print("\n".join(["", *target_lines(rows)]))
+    if overloaded is not None:
+        print(f"\nOverload ({overload.CONCURRENCY} connections, {args.overload_seconds:g} s):\n")
+        print(overload.HEADER)
+        print(overload.table_row(OVERLOAD_IMAGE, overloaded))
     if any(r.runs_stored != r.load.ok or r.load.errors for r in rows):
         raise SystemExit("errors, or runs stored that do not match the 200 answers (see above)")
+    if overloaded is not None and not overload.judged(overloaded):
+        raise SystemExit("overload row: errors, failed probes or runs != 200s (see above)")
+
+
+OVERLOAD_IMAGE = "1920x1080"
+
+
+def _overload_row(stack: Stack, images: Path, seconds: float) -> overload.OverloadResult:
+    """The overload row, after the others, on the same stack (bench/overload.py)."""
+    image = images / f"parking_{OVERLOAD_IMAGE}.jpg"
+    result = overload.run_overload(stack.url, image, seconds, lambda: count_runs(stack))
+    print(overload.HEADER, flush=True)
+    print(overload.table_row(OVERLOAD_IMAGE, result), flush=True)
+    return result
 
 
 def memory(args: argparse.Namespace, images: Path) -> None:
@@ -310,6 +331,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20, help="length of each measured run")
     parser.add_argument("--warmup", type=float, default=5, help="seconds of warm-up per image")
     parser.add_argument("--floor-seconds", type=float, default=3)
+    parser.add_argument(
+        "--overload-seconds",
+        type=float,
+        default=20,
+        help="length of the overload row (c=256, bench/overload.py); 0 skips it",
+    )
     parser.add_argument("--port", type=int, default=18700, help="pipeline port; model = +1")
     parser.add_argument(
         "--workers",

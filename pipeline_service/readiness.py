@@ -1,14 +1,17 @@
-"""Can this process do its work? Checked for GET /readyz on connections of its own.
+"""Can this process do its work? Checked for GET /readyz apart from the image work.
 
-Image requests hold the database pool and the model client's connections under load; a probe
-queued behind them would time out and get a healthy, merely busy, process taken out of
-rotation. So readiness pings PostgreSQL on one dedicated connection (application_name
-`pipeline-readiness`, opened at the first check) and the model service on one client of its
-own, and concurrent checks share the one in flight.
+Image requests hold the database pool and the model client's connections under load, and
+keep the event loop busy; a probe queued behind them would time out and get a healthy, merely
+busy, process taken out of rotation. So readiness pings PostgreSQL on one dedicated connection
+(application_name `pipeline-readiness`, opened at the first check) and the model service on a
+client of its own, from a thread with an event loop of its own: the request's handler only
+waits for the answer. Concurrent checks share the one in flight.
 """
 
 import asyncio
 import contextlib
+import threading
+from concurrent.futures import Future
 
 import asyncpg
 import httpx
@@ -35,15 +38,27 @@ class Readiness:
             limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
             transport=transport,
         )
-        self._in_flight: asyncio.Task[dict[str, str]] | None = None
+        self._in_flight: Future[dict[str, str]] | None = None
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="readiness", daemon=True
+        )
+        self._thread.start()
 
     async def check(self) -> dict[str, str]:
         """{"database": "ok" or why not, "model_service": ...}; never raises."""
         if self._in_flight is None or self._in_flight.done():
-            self._in_flight = asyncio.create_task(self._check(), name="readiness")
-        return await asyncio.shield(self._in_flight)
+            self._in_flight = asyncio.run_coroutine_threadsafe(self._check(), self._loop)
+        return await asyncio.shield(asyncio.wrap_future(self._in_flight))
 
     async def aclose(self) -> None:
+        closing = asyncio.run_coroutine_threadsafe(self._close(), self._loop)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.wrap_future(closing), 5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        await asyncio.to_thread(self._thread.join, 5)
+
+    async def _close(self) -> None:
         await self._http.aclose()
         if self._conn is not None:
             with contextlib.suppress(Exception):

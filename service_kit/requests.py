@@ -107,8 +107,10 @@ class ObserveRequests:
         finally:
             seconds = time.perf_counter() - started
             observe_request(self._route(scope), scope["method"], status, seconds)
+            # A 5xx is a WARNING, unless the app marked it as an expected refusal (load shed).
+            alarming = status >= 500 and not state.get("expected_refusal")
             log.log(
-                logging.WARNING if status >= 500 else logging.INFO,
+                logging.WARNING if alarming else logging.INFO,
                 "%s %s %d",
                 scope["method"],
                 scope["path"],

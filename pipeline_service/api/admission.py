@@ -33,6 +33,7 @@ class AdmitImageRequests:
                 "overloaded",
             )
             refusal.headers["Retry-After"] = str(RETRY_AFTER_S)
+            scope.setdefault("state", {})["expected_refusal"] = True  # logged as INFO
             await refusal(scope, receive, send)
             return
         self.in_flight += 1
