@@ -4,12 +4,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint run psql bench bench-memory bench-tools migrate compose-check clean
+.PHONY: install test test-fast lint run psql bench bench-memory bench-tools migrate compose-check clean
 
 $(STAMP): pyproject.toml
+	@echo "make: installing the project into $(VENV)/ (2-3 minutes the first time)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --progress-bar on -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -17,11 +18,15 @@ install: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# The quick loop: every test that starts no process of its own (marker `subprocess`)
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not subprocess"
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# The whole stack until Ctrl-C (see README "Run it"); e.g. make run ARGS='--pipeline-port 8080'
+# The whole stack until Ctrl-C (see docs/operations.md); e.g. make run ARGS='--pipeline-port 8080'
 run: $(STAMP)
 	$(BIN)/python -m devstack $(ARGS)
 

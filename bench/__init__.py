@@ -1,1 +1,1 @@
-"""The benchmark: `python -m bench` (see README, Performance)."""
+"""The benchmark: `python -m bench` (see docs/performance.md)."""

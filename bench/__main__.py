@@ -153,7 +153,7 @@ def table_row(r: Row) -> str:
     )
 
 
-# The performance targets (README, Performance): 1080p at c=32, and p99 at c=8.
+# The performance targets (docs/performance.md): 1080p at c=32, and p99 at c=8.
 TARGET_IMAGE = "1920x1080"
 TARGET_REQUESTS_PER_S = 150.0
 TARGET_RATIO = 0.6

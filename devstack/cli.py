@@ -1,4 +1,4 @@
-"""python -m devstack [options]: the whole stack, until Ctrl-C. See README "Run it"."""
+"""python -m devstack [options]: the whole stack, until Ctrl-C. See docs/operations.md."""
 
 import argparse
 import contextlib
@@ -53,7 +53,7 @@ def parse_options(argv: list[str] | None = None) -> StackOptions:
     parser.add_argument(
         "--workers",
         type=_positive_int,
-        # One per core: the bench measured 113 against 80 req/s for one (README, Performance).
+        # One per core: the bench measured 113 against 80 req/s for one (docs/performance.md).
         default=_env_int(parser, "PIPELINE_WORKERS", os.cpu_count() or 1),
         help="uvicorn worker processes of the pipeline service "
         "(default: $PIPELINE_WORKERS, else one per core)",

@@ -81,7 +81,7 @@ def run_stack(options: StackOptions, gate: SignalGate, say: Say) -> None:
         env = {**os.environ, "DATABASE_URL": database_url, "MODEL_SERVICE_URL": model_url}
         env.setdefault("PIPELINE_ADMIN_TOKEN", DEV_ADMIN_TOKEN)
         # glibc gives each image thread its own malloc arena; the multi-MB decode buffers then
-        # fragment them and RSS creeps up (+11 % over 20,000 requests, README "Performance").
+        # fragment them and RSS creeps up (+11 % over 20,000 requests, docs/performance.md).
         env.setdefault("MALLOC_ARENA_MAX", "2")
 
         say("applying migrations and the seed")
@@ -140,7 +140,7 @@ def _uvicorn(app: str, options: StackOptions, which: str = "pipeline") -> list[s
         sys.executable, "-m", "uvicorn", "--factory", app,
         "--host", options.host, "--port", str(port), "--workers", str(workers),
         # Longer than MODEL_TIMEOUT_S (5 s) so requests in flight finish, shorter than the
-        # launcher's 10 s before SIGKILL (README "Failure behaviour", Shutdown).
+        # launcher's 10 s before SIGKILL (docs/behaviour.md, Shutdown).
         "--timeout-graceful-shutdown", "8",
     ]  # fmt: skip
     if not options.access_log:

@@ -2,7 +2,7 @@
 
 httpcore, httpx's own transport, polls every pooled socket on each request
 (encode/httpcore#928): with the ~16 connections a worker keeps at concurrency 32 that cost
-~0.6 ms of CPU per call, against ~0.2 ms through aiohttp (README, Performance).
+~0.6 ms of CPU per call, against ~0.2 ms through aiohttp (docs/performance.md).
 
 The transport is httpx-aiohttp's. Its error mapping turns a refused connection into
 `httpx.ConnectTimeout` (0.2.0), which would make a down model service look slow and

@@ -2,7 +2,7 @@
 works on a machine without internet (FastAPI's default page loads them from a CDN).
 
 The files come from the `fastapi-swagger` package, which republishes swagger-ui-dist on
-each Swagger UI release (docs/decisions/0001-swagger-ui-assets.md). The page is FastAPI's
+each Swagger UI release (docs/decisions/0015-swagger-ui-assets.md). The page is FastAPI's
 own, set up as its documentation on self-hosting the docs assets describes: the app is
 created with `docs_url=None, redoc_url=None`, then `serve_docs(app)`. ReDoc stays off: one
 docs page is enough, and it would need a second asset package.

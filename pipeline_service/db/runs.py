@@ -51,7 +51,7 @@ def _insert_run_and_boxes() -> Any:
 
     A statement is atomic by itself, so without an idempotency key to bind it runs without
     BEGIN / COMMIT: one round trip instead of three or four. Built once: building the
-    statement per run cost ~0.2 ms of CPU (README, Performance)."""
+    statement per run cost ~0.2 ms of CPU (docs/performance.md)."""
     run = (
         insert(RUNS)
         .values({name: bindparam(name, type_=RUNS.c[name].type) for name in RUN_FIELDS})

@@ -19,6 +19,6 @@ def jpeg_is_complete(data: bytes) -> bool:
     thumbnail's own EOI comes before the main image's scans."""
     # Same verdict as "an EOI after the last SOS", read from the end: the last EOI, no SOS
     # after it, one before it. Scanning from the last SOS read the whole file (0.7 ms for a
-    # 1080p photo, holding the GIL); this reads a few bytes at each end (README, Performance).
+    # 1080p photo, holding the GIL); this reads a few bytes at each end (docs/performance.md).
     last_end = data.rfind(EOI)
     return last_end != -1 and data.find(SOS, last_end) == -1 and data.find(SOS, 0, last_end) != -1

@@ -14,7 +14,7 @@ from contextlib import contextmanager, suppress
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.processes import ROOT, free_port
+from tests.fixtures.processes import ROOT, free_port
 
 pytestmark = pytest.mark.subprocess
 

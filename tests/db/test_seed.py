@@ -2,35 +2,13 @@
 car-detection pipeline once and leaves it alone after that, changed or not."""
 
 import asyncio
-import uuid
-from collections.abc import Iterator
 
 import asyncpg
-import pytest
-from sqlalchemy.engine import make_url
 
 from pipeline_service.db import migrate
+from tests.fixtures.database import fresh_database
 
 CHANGED_STEPS = ["decode", "resize", "base64", "detect", "save"]  # one fewer than the seed
-
-
-async def _admin(postgres_url: str, sql: str) -> None:
-    conn = await asyncpg.connect(postgres_url)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-@pytest.fixture
-def own_database(postgres_url: str) -> Iterator[str]:
-    """A database of this test's own: it changes pipeline 1, which the others rely on."""
-    name = f"pipeline_seed_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(postgres_url, f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        asyncio.run(_admin(postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 async def _pipeline(url: str) -> tuple[int, list[str]]:
@@ -60,15 +38,15 @@ async def _replace_steps(url: str, steps: list[str]) -> None:
         await conn.close()
 
 
-def test_seeding_again_keeps_a_changed_pipeline(own_database: str) -> None:
-    migrate.upgrade(own_database)
-    migrate.seed(own_database)
-    version, steps = asyncio.run(_pipeline(own_database))
-    assert (version, len(steps)) == (1, 6)
+def test_seeding_again_keeps_a_changed_pipeline(postgres_url: str) -> None:
+    # A database of its own: the test changes pipeline 1, which the others rely on.
+    with fresh_database(postgres_url) as url:  # migrated and seeded once
+        version, steps = asyncio.run(_pipeline(url))
+        assert (version, len(steps)) == (1, 6)
 
-    asyncio.run(_replace_steps(own_database, CHANGED_STEPS))
-    changed = asyncio.run(_pipeline(own_database))
-    assert changed == (2, CHANGED_STEPS)
+        asyncio.run(_replace_steps(url, CHANGED_STEPS))
+        changed = asyncio.run(_pipeline(url))
+        assert changed == (2, CHANGED_STEPS)
 
-    migrate.seed(own_database)
-    assert asyncio.run(_pipeline(own_database)) == changed
+        migrate.seed(url)
+        assert asyncio.run(_pipeline(url)) == changed

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.processes import ROOT
+from tests.fixtures.processes import ROOT
 
 COMPOSE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"

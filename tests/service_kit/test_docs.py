@@ -11,7 +11,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from model_service.app import create_app as create_model_app
-from tests.conftest import ClientFactory
+from tests.fixtures.services import ClientFactory
 
 ASSET_TYPES = {
     "swagger-ui-bundle.js": "text/javascript",

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.processes import MODEL_APP, PIPELINE_APP, Server, uvicorn_server
+from tests.fixtures.processes import MODEL_APP, PIPELINE_APP, Server, uvicorn_server
 
 pytestmark = pytest.mark.subprocess
 

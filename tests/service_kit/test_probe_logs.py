@@ -1,13 +1,24 @@
 """Healthchecks and scrapes do not flood the log: a successful probe's line is DEBUG, a failed
 one is not, and the metrics count every probe either way."""
 
+import logging
+from collections.abc import Iterator
+
 import httpx
 import orjson
 import pytest
 
-from tests.conftest import ClientFactory
+from tests.fixtures.services import ClientFactory
 
 PROBES = ("/healthz", "/readyz", "/metrics")
+
+
+@pytest.fixture(autouse=True)
+def root_level_restored() -> Iterator[None]:
+    """An app sets the root logger's level (LOG_LEVEL) when created: give later tests theirs."""
+    level = logging.getLogger().level
+    yield
+    logging.getLogger().setLevel(level)
 
 
 def access_lines(capsys: pytest.CaptureFixture[str]) -> list[dict]:
@@ -18,7 +29,7 @@ def access_lines(capsys: pytest.CaptureFixture[str]) -> list[dict]:
 async def test_successful_probes_are_not_logged_at_info(
     make_client: ClientFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    async with make_client() as client:
+    async with make_client(fresh=True) as client:  # its own app: LOG_LEVEL=INFO set now
         capsys.readouterr()
         for path in PROBES:
             assert (await client.get(path)).status_code == 200
@@ -31,7 +42,7 @@ async def test_successful_probes_are_not_logged_at_info(
 async def test_at_debug_probes_are_logged(
     make_client: ClientFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    async with make_client(log_level="DEBUG") as client:
+    async with make_client(fresh=True, log_level="DEBUG") as client:
         capsys.readouterr()
         for path in PROBES:
             await client.get(path)
@@ -57,7 +68,7 @@ async def test_a_failing_probe_is_logged(
 async def test_a_path_below_a_probe_is_not_a_probe(
     make_client: ClientFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    async with make_client() as client:
+    async with make_client(fresh=True) as client:
         capsys.readouterr()
         assert (await client.get("/healthz/extra")).status_code == 404
     assert [line["path"] for line in access_lines(capsys)] == ["/healthz/extra"]

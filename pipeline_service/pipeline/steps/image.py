@@ -189,7 +189,7 @@ class Base64Params(StepParams):
         "jpeg",
         description="jpeg/png: an encoded file; raw: the pixel bytes (shape and dtype ride "
         "along). jpeg is the default: the bench measured the model service parsing 1.6 MB of "
-        "raw base64 at ~2.8 ms CPU a request against ~0.6 ms for a JPEG (README, Performance).",
+        "raw base64 at ~2.8 ms CPU a request against ~0.6 ms for a JPEG (docs/performance.md).",
     )
     jpeg_quality: int = Field(90, ge=1, le=100, description="Quality when encoding is jpeg.")
 

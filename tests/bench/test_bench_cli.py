@@ -1,0 +1,101 @@
+"""The bench starts on a fresh install (every module it imports is a declared dependency) and
+its compute floor is a real measurement. Speed itself is never asserted here."""
+
+import base64
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bench import floor
+from bench.__main__ import Row, target_lines
+from bench.stack import log_path, running_stack
+from bench.wrk import LoadResult
+from tests.fixtures.processes import ROOT, free_port
+
+pytestmark = pytest.mark.subprocess
+
+
+def test_bench_command_starts_with_the_declared_dependencies() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--help"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--concurrency" in result.stdout and "--memory" in result.stdout
+
+
+def test_floor_times_the_car_pipelines_cpu_work_on_a_real_photo() -> None:
+    data = (ROOT / "samples" / "parking_1280x720.jpg").read_bytes()
+    # The work timed is the whole car pipeline: 640x640 BGR pixels, base64-encoded.
+    assert len(base64.b64decode(floor.car_pipeline_work(data), validate=True)) == 640 * 640 * 3
+    measured = floor.measure(data, 0.2)
+    assert measured.ms_per_image > 0
+
+
+def test_a_stack_that_cannot_start_stops_the_bench_with_the_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with (
+            pytest.raises(SystemExit, match="stopped before it was ready"),
+            running_stack(port, 1, 1, data_dir=tmp_path / "bench"),
+        ):
+            pytest.fail("the stack cannot be ready: its port is taken")
+    # The services' output went to the log, and its tail, with the reason, to the terminal.
+    assert "already in use" in log_path(tmp_path / "bench").read_text()
+    assert "already in use" in capsys.readouterr().err
+
+
+def port_pair() -> int:
+    """A free port whose next one is free too (the bench puts the model service there)."""
+    while True:
+        port = free_port()
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port + 1)) != 0:
+                return port
+
+
+def test_the_stack_starts_on_a_fresh_data_directory(tmp_path: Path) -> None:
+    """What `make bench` does on a new machine: the embedded PostgreSQL is created in the
+    data directory, and the services answer; their log lines go beside it."""
+    data_dir = tmp_path / "bench"
+    with running_stack(port_pair(), 1, 1, data_dir=data_dir) as stack:
+        answer = httpx.get(f"{stack.url}/readyz", timeout=10)
+        assert answer.status_code == 200, answer.text
+        assert stack.processes()["pipeline"] and stack.processes()["model"]
+    assert (data_dir / "PG_VERSION").is_file()
+    assert '"logger":"access"' in log_path(data_dir).read_text()
+
+
+def bench_row(concurrency: int, requests_per_s: float, p99_ms: float, floor_ms: float) -> Row:
+    seconds = 10.0
+    ok = round(requests_per_s * seconds)
+    load = LoadResult(ok, 0, "", 0, seconds, p99_ms / 2, p99_ms, p99_ms, p99_ms, 0.0)
+    fl = floor.Floor(floor_ms, 2)
+    return Row("1920x1080", concurrency, load, fl, fl, {}, ok)
+
+
+def test_the_targets_are_judged_on_the_rows_that_measure_them() -> None:
+    rows = [
+        bench_row(8, 140.0, 120.0, floor_ms=10.0),  # floor 200 req/s
+        bench_row(32, 151.0, 400.0, floor_ms=10.0),
+    ]
+    assert target_lines(rows) == [
+        "target 1920x1080 c=8 p99 < 150 ms: met (120.0)",
+        "target 1920x1080 c=32 >= 150 req/s: met (151.0; this machine's floor: 200.0)",
+        "target 1920x1080 c=32 >= 0.6 of the floor: met (0.76)",
+        "zero errors, runs = 200s: met",
+    ]
+    slow = [bench_row(8, 60.0, 190.0, 20.0), bench_row(32, 65.0, 600.0, 20.0)]
+    assert [line.split(": ")[1].split(" (")[0] for line in target_lines(slow)] == [
+        "NOT met",
+        "NOT met",
+        "met",  # 65 of a 100 req/s floor
+        "met",
+    ]
