@@ -79,7 +79,8 @@ class Stack:
 
     def run(self, *args: str, check: bool = True, timeout: float = 900) -> str:
         """Output (stdout and stderr) of `docker compose ARGS`, also written to the log."""
-        command = ["docker", "compose", "-p", PROJECT, *args]
+        # -f: the repository's file alone, not a docker-compose.override.yml of yours
+        command = ["docker", "compose", "-p", PROJECT, "-f", "docker-compose.yml", *args]
         log(f"$ {' '.join(command)}")
         done = subprocess.run(
             command,
@@ -93,7 +94,7 @@ class Stack:
         )
         log(done.stdout)
         if check and done.returncode != 0:
-            tail = "\n".join(done.stdout.strip().splitlines()[-5:])
+            tail = " | ".join(line.strip() for line in done.stdout.strip().splitlines()[-3:])
             raise CheckFailed(f"`docker compose {' '.join(args)}` exited {done.returncode}: {tail}")
         return done.stdout
 
