@@ -97,7 +97,7 @@ def create_app(settings: ModelSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         try:
-            with startup_objects_frozen():
+            with startup_objects_frozen(settings.gc_freeze):
                 yield
         finally:
             forget_this_process()

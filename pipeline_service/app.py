@@ -31,7 +31,7 @@ def create_app(
         async with open_runtime(settings, model_transport) as runtime:
             app.state.runtime = runtime
             try:
-                with startup_objects_frozen():
+                with startup_objects_frozen(settings.gc_freeze):
                     yield
             finally:
                 forget_this_process()
