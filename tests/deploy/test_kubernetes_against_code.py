@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from pydantic import TypeAdapter
 from pydantic_settings import BaseSettings
 
 from model_service.config import ModelSettings
@@ -66,16 +67,14 @@ class Deployed:
         cls = SETTINGS[container.image_target]
         prefix = cls.model_config.get("env_prefix", "")
         values = env_values(container, self.config_maps)
-        given = {
-            name: values[prefix + name.upper()]
-            for name in cls.model_fields
-            if prefix + name.upper() in values
-        }
-        defaults = {
-            name: field.get_default(call_default_factory=True)
-            for name, field in cls.model_fields.items()
-        }
-        return {**defaults, **{k: type(defaults[k])(v) for k, v in given.items()}}
+        settings = {}
+        for name, field in cls.model_fields.items():
+            variable = prefix + name.upper()
+            if variable in values:
+                settings[name] = TypeAdapter(field.annotation).validate_python(values[variable])
+            else:
+                settings[name] = field.get_default(call_default_factory=True)
+        return settings
 
     def deployment(self, name: str) -> Manifest:
         return named(self.manifests, "Deployment", name)
