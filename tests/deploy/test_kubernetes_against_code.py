@@ -120,7 +120,7 @@ def app_of(target: str) -> FastAPI:
     return create()
 
 
-def get_routes(app: FastAPI) -> set[str]:
+def get_paths(app: FastAPI) -> set[str]:
     """The paths the app answers GET on, from its OpenAPI document (FastAPI includes routers
     lazily, so `app.routes` does not list them)."""
     return {path for path, methods in app.openapi()["paths"].items() if "get" in methods}
@@ -197,7 +197,7 @@ def test_probes_ask_routes_the_app_serves_on_the_port_it_listens_on(deployed: De
         (spec,) = pod_spec(deployment)["containers"]
         container = Container(deployment, spec)
         target = container.image_target
-        routes = get_routes(app_of(target))
+        routes = get_paths(app_of(target))
         probes = {kind: spec[f"{kind}Probe"] for kind in ("startup", "liveness", "readiness")}
         assert probes["liveness"]["httpGet"]["path"] == "/healthz", container.name
         assert probes["readiness"]["httpGet"]["path"] == "/readyz", container.name
