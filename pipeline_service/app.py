@@ -11,12 +11,13 @@ from pipeline_service.api import health, pipelines, preview, process, results, s
 from pipeline_service.api.admission import AdmitImageRequests
 from pipeline_service.api.body_timeout import BodyTimeout
 from pipeline_service.api.openapi_problems import document_problems
-from pipeline_service.api.problems import install_problem_handlers
+from pipeline_service.api.problems import install_pipeline_problem_handlers
 from pipeline_service.api.request_checks import RequestChecks
 from pipeline_service.api.upload_limit import UploadLimit
 from pipeline_service.config import Settings, get_settings
 from pipeline_service.runtime import open_runtime
 from service_kit import ops_routes
+from service_kit.docs import serve_docs
 from service_kit.gc_freeze import startup_objects_frozen
 from service_kit.logs import configure_logging
 from service_kit.metrics import forget_this_process
@@ -47,7 +48,7 @@ def create_app(
         async with open_runtime(settings, model_transport) as runtime:
             app.state.runtime = runtime
             try:
-                with startup_objects_frozen():
+                with startup_objects_frozen(settings.gc_freeze):
                     yield
             finally:
                 forget_this_process()
@@ -57,8 +58,10 @@ def create_app(
         description="Runs an uploaded image through a pipeline stored in PostgreSQL.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # served by serve_docs, without a CDN
+        redoc_url=None,
     )
-    install_problem_handlers(app)
+    install_pipeline_problem_handlers(app)
     document_problems(app)
     # Starlette runs the middleware added last first: the list below is from inside out.
     app.add_middleware(BodyTimeout, timeout_s=settings.request_body_timeout_s)
@@ -83,5 +86,6 @@ def create_app(
     app.include_router(results.router)
     app.include_router(health.router)
     app.include_router(ops_routes.router)
+    serve_docs(app)
     finish_openapi(app)
     return app

@@ -16,7 +16,8 @@ from concurrent.futures import Future
 import asyncpg
 import httpx
 
-OK = "ok"
+from pipeline_service.errors import OK
+
 APPLICATION_NAME = "pipeline-readiness"
 
 

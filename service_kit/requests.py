@@ -2,6 +2,11 @@
 made up, echoed in the answer), one JSON log line, and the HTTP metrics.
 
 Handlers add `pipeline_id` / `run_id` to the line by setting them on `request.state`.
+
+The line is INFO, WARNING for a 5xx, and DEBUG for a successful probe (PROBE_ROUTES):
+healthchecks and scrapes come every few seconds and would bury everything else, while
+http_requests_total still counts them. LOG_LEVEL=DEBUG shows them; a failing probe shows
+at INFO (4xx) or WARNING (5xx) anyway.
 """
 
 import logging
@@ -13,8 +18,10 @@ import orjson
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service_kit.errors import InternalError
 from service_kit.logs import ACCESS_LOGGER, REQUEST_ID
 from service_kit.metrics import UNMATCHED_ROUTE, observe_request
+from service_kit.problems import PROBLEM_MEDIA_TYPE
 
 log = logging.getLogger(ACCESS_LOGGER)
 errors_log = logging.getLogger("service_kit.errors")
@@ -23,6 +30,7 @@ HEADER = b"x-request-id"
 # What we accept from a client: short, printable, nothing that could split a log line/header.
 VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:/+=@-]{1,128}")
 LOGGED_STATE = ("pipeline_id", "run_id")
+PROBE_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 def _request_id(scope: Scope) -> str:
@@ -43,14 +51,16 @@ def _route_templates(app: object) -> list[tuple[re.Pattern[str], str]]:
     return [(compile_path(template)[0], template) for template in paths]
 
 
-INTERNAL_ERROR = orjson.dumps(
-    {
-        "type": "/problems/internal-error",
-        "title": "Internal Server Error",
-        "status": 500,
-        "detail": "Something went wrong on our side; it has been logged.",
-    }
-)
+def _level(route: str, status: int, state: dict[str, object]) -> int:
+    # A 5xx is a WARNING, unless the app marked it as an expected refusal (load shed).
+    if status >= 500 and not state.get("expected_refusal"):
+        return logging.WARNING
+    if route in PROBE_ROUTES and status < 400:
+        return logging.DEBUG
+    return logging.INFO
+
+
+INTERNAL_ERROR = orjson.dumps(InternalError().body())
 
 
 class ObserveRequests:
@@ -100,28 +110,29 @@ class ObserveRequests:
                     {
                         "type": "http.response.start",
                         "status": 500,
-                        "headers": [(b"content-type", b"application/problem+json")],
+                        "headers": [(b"content-type", PROBLEM_MEDIA_TYPE.encode())],
                     }
                 )
                 await send_with_id({"type": "http.response.body", "body": INTERNAL_ERROR})
         finally:
             seconds = time.perf_counter() - started
-            observe_request(self._route(scope), scope["method"], status, seconds)
-            # A 5xx is a WARNING, unless the app marked it as an expected refusal (load shed).
-            alarming = status >= 500 and not state.get("expected_refusal")
-            log.log(
-                logging.WARNING if alarming else logging.INFO,
-                "%s %s %d",
-                scope["method"],
-                scope["path"],
-                status,
-                extra={
-                    "request_id": request_id,
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "status": status,
-                    "duration_ms": round(seconds * 1000, 3),
-                    **{key: state.get(key) for key in LOGGED_STATE},
-                },
-            )
+            route = self._route(scope)
+            observe_request(route, scope["method"], status, seconds)
+            level = _level(route, status, state)
+            if log.isEnabledFor(level):
+                log.log(
+                    level,
+                    "%s %s %d",
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    extra={
+                        "request_id": request_id,
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "duration_ms": round(seconds * 1000, 3),
+                        **{key: state.get(key) for key in LOGGED_STATE},
+                    },
+                )
             REQUEST_ID.reset(token)

@@ -9,7 +9,8 @@ The default comes from the benchmark's overload row (docs/decisions/0014-admissi
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from pipeline_service.api.problems import problem
+from pipeline_service.errors import Overloaded
+from service_kit.problems import answer
 
 IMAGE_ROUTES = frozenset({"/process_image", "/pipelines/preview"})
 RETRY_AFTER_S = 1
@@ -26,15 +27,9 @@ class AdmitImageRequests:
             await self.app(scope, receive, send)
             return
         if self.in_flight >= self.limit:
-            refusal = problem(
-                503,
-                f"This process is already working on {self.in_flight} images "
-                f"(ADMIT_IMAGE_REQUESTS = {self.limit}); try again in {RETRY_AFTER_S} s.",
-                "overloaded",
-            )
-            refusal.headers["Retry-After"] = str(RETRY_AFTER_S)
             scope.setdefault("state", {})["expected_refusal"] = True  # logged as INFO
-            await refusal(scope, receive, send)
+            refusal = Overloaded(self.in_flight, self.limit, RETRY_AFTER_S)
+            await answer(refusal)(scope, receive, send)
             return
         self.in_flight += 1
         try:

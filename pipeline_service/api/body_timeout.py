@@ -5,8 +5,10 @@ no such limit; the time to send the headers is the edge's to bound (docs/operati
 import asyncio
 import time
 
-from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from pipeline_service.errors import BodyTooSlow
+from service_kit.problems import RaisedProblem
 
 WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 
@@ -32,12 +34,7 @@ class BodyTimeout:
                     message = await receive()
             except TimeoutError:
                 # Raised inside request parsing, so FastAPI passes it to our handlers.
-                raise HTTPException(
-                    408,
-                    f"The request body did not arrive within {self.timeout_s:g} s "
-                    "(REQUEST_BODY_TIMEOUT_S); send it faster, or a smaller one.",
-                    headers={"Connection": "close"},
-                ) from None
+                raise RaisedProblem(BodyTooSlow(self.timeout_s)) from None
             complete = message["type"] != "http.request" or not message.get("more_body", False)
             return message
 

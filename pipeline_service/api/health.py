@@ -5,18 +5,13 @@
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
-from starlette.responses import Response
 
-from pipeline_service.api.problems import problem
-from pipeline_service.api.process import RETRY_AFTER
 from pipeline_service.api.schemas import Problem
-from pipeline_service.readiness import OK
+from pipeline_service.errors import OK, NotReady
 from pipeline_service.runtime import Runtime
 from service_kit.openapi import json_example, problem_example, problem_response
 
 router = APIRouter(tags=["operations"])
-
-NOT_READY_RETRY_AFTER_S = 5
 
 
 class Readiness(BaseModel):
@@ -32,32 +27,25 @@ class Readiness(BaseModel):
     response_model=Readiness,
     responses={
         200: json_example({"status": "ready", "checks": {"database": "ok", "model_service": "ok"}}),
-        503: {
-            **problem_response(
-                Problem,
-                "A dependency does not answer; `checks` says which (see Retry-After).",
-                problem_example(
-                    503,
-                    "Not ready: model_service is down (http://127.0.0.1:8001 cannot be reached "
-                    "(ConnectError)).",
-                    "not-ready",
-                    checks={
-                        "database": "ok",
-                        "model_service": "http://127.0.0.1:8001 cannot be reached (ConnectError)",
-                    },
-                ),
+        503: problem_response(
+            Problem,
+            "A dependency does not answer; `checks` says which.",
+            problem_example(
+                503,
+                "Not ready: model_service is down (http://127.0.0.1:8001 cannot be reached "
+                "(ConnectError)).",
+                "not-ready",
+                checks={
+                    "database": "ok",
+                    "model_service": "http://127.0.0.1:8001 cannot be reached (ConnectError)",
+                },
             ),
-            "headers": RETRY_AFTER,
-        },
+        ),
     },
 )
-async def readyz(request: Request) -> Response | Readiness:
+async def readyz(request: Request) -> Readiness:
     runtime: Runtime = request.app.state.runtime
-    checks = await runtime.readiness.check()
-    down = {name: reason for name, reason in checks.items() if reason != OK}
-    if down:
-        detail = "Not ready: " + "; ".join(f"{name} is down ({why})" for name, why in down.items())
-        response = problem(503, detail.rstrip(".") + ".", "not-ready", checks=checks)
-        response.headers["Retry-After"] = str(NOT_READY_RETRY_AFTER_S)
-        return response
+    checks = await runtime.readiness.check()  # on connections and a thread of its own
+    if any(reason != OK for reason in checks.values()):
+        raise NotReady(checks)
     return Readiness(status="ready", checks=checks)

@@ -10,17 +10,14 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from pipeline_service.api.problems import problem
 from pipeline_service.api.text import printable
+from pipeline_service.errors import HeadersTooLarge
+from service_kit.errors import FieldProblem, InvalidRequest, ProblemError
+from service_kit.problems import answer
 
 
-def _invalid(field: str, message: str) -> object:
-    return problem(
-        422,
-        f"{field}: {message}.",
-        "invalid-request",
-        errors=[{"field": field, "message": message}],
-    )
+def _invalid(field: str, message: str) -> InvalidRequest:
+    return InvalidRequest([FieldProblem(field, message)])
 
 
 class RequestChecks:
@@ -28,16 +25,11 @@ class RequestChecks:
         self.app = app
         self.max_header_bytes = max_header_bytes
 
-    def _refusal(self, scope: Scope) -> object | None:
+    def _refusal(self, scope: Scope) -> ProblemError | None:
         headers = scope["headers"]
         size = sum(len(name) + len(value) + 4 for name, value in headers)
         if size > self.max_header_bytes:
-            return problem(
-                431,
-                f"The request's headers take {size} bytes; at most {self.max_header_bytes} "
-                "are accepted (MAX_HEADER_BYTES). Send fewer or shorter headers.",
-                "headers-too-large",
-            )
+            return HeadersTooLarge(size, self.max_header_bytes)
         for name, value in headers:
             if b"\x00" in value:
                 header = printable(name.decode("latin-1"))
@@ -57,6 +49,6 @@ class RequestChecks:
         if scope["type"] == "http":
             refusal = self._refusal(scope)
             if refusal is not None:
-                await refusal(scope, receive, send)  # type: ignore[operator]
+                await answer(refusal)(scope, receive, send)
                 return
         await self.app(scope, receive, send)

@@ -61,14 +61,15 @@ def read_checked_header(data: bytes, limits: DecodeLimits) -> ImageHeader:
     """The header of an accepted format, within every limit; otherwise the 415/413 that says
     why. Nothing is decoded here."""
     if not data:
-        raise UnsupportedImage(f"The uploaded file is empty; send a {ACCEPTED_FORMATS} image.")
+        raise UnsupportedImage("The uploaded file is empty", f"send a {ACCEPTED_FORMATS} image")
     kind = _format_of(data)
     if kind is None:
         named = _named(data)
         what = f"a {named} image" if named else "not an image format accepted here"
         raise UnsupportedImage(
             f"The uploaded file ({len(data)} bytes) could not be decoded: it is {what} "
-            f"(judged from its first bytes). Accepted formats: {ACCEPTED_FORMATS}."
+            "(judged from its first bytes)",
+            f"accepted formats: {ACCEPTED_FORMATS}",
         )
     reader = {"JPEG": jpeg.read_header, "PNG": png.read_header, "WebP": webp.read_header}
     header = reader.get(kind, bmp.read_header)(data)
@@ -101,7 +102,8 @@ def _opencv(header: ImageHeader, data: bytes, grayscale: bool) -> np.ndarray:
     if image is None or image.size == 0:
         raise UnsupportedImage(
             f"The uploaded {header.format} image ({len(data)} bytes) could not be decoded "
-            "completely; send the complete, undamaged file."
+            "completely",
+            "send the complete, undamaged file",
         ) from cause
     return np.asarray(image)
 
@@ -113,5 +115,5 @@ def check_decoded(image: np.ndarray, limits: DecodeLimits) -> None:
     if pixels > limits.max_pixels:
         raise ImageTooLarge(
             f"The image has {pixels} pixels; the limit is {limits.max_pixels} pixels "
-            "(MAX_IMAGE_PIXELS)."
+            "(MAX_IMAGE_PIXELS)"
         )

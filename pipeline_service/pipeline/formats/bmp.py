@@ -12,7 +12,7 @@ HEADER_SIZES = (12, 40, 52, 56, 108, 124)
 
 def _unreadable(why: str) -> UnsupportedImage:
     return UnsupportedImage(
-        f"The uploaded BMP image could not be decoded: {why}; send the complete, undamaged file."
+        f"The uploaded BMP image could not be decoded: {why}", "send the complete, undamaged file"
     )
 
 
@@ -40,8 +40,8 @@ def read_header(data: bytes) -> ImageHeader:
         )
     if compression != UNCOMPRESSED and not (compression == BITFIELDS and depth in (16, 32)):
         raise UnsupportedImage(
-            f"The uploaded BMP image is compressed (method {compression}); only uncompressed BMPs "
-            "are accepted."
+            f"The uploaded BMP image is compressed (method {compression})",
+            "only uncompressed BMPs are accepted",
         )
     if offset < 14 + header_size:
         raise _unreadable(f"its header cannot be read (pixel data at byte {offset})")

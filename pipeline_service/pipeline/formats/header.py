@@ -42,7 +42,7 @@ def check_limits(header: ImageHeader, file_bytes: int, limits: DecodeLimits) -> 
     if pixels > limits.max_pixels:
         raise ImageTooLarge(
             f"The image is {width}x{height} = {pixels} pixels; the limit is "
-            f"{limits.max_pixels} pixels (MAX_IMAGE_PIXELS)."
+            f"{limits.max_pixels} pixels (MAX_IMAGE_PIXELS)"
         )
     if pixels > limits.pixels_per_byte_from and pixels > file_bytes * limits.max_pixels_per_byte:
         raise UnsupportedImage(
@@ -50,12 +50,13 @@ def check_limits(header: ImageHeader, file_bytes: int, limits: DecodeLimits) -> 
             f"{file_bytes} bytes ({pixels // max(file_bytes, 1)} pixels per byte); above "
             f"{limits.pixels_per_byte_from} pixels (PIXELS_PER_BYTE_FROM) an image may "
             f"declare at most {limits.max_pixels_per_byte} pixels per byte of file "
-            "(MAX_PIXELS_PER_BYTE). Its header does not match its content: send the real image."
+            "(MAX_PIXELS_PER_BYTE): its header does not match its content",
+            "send the real image",
         )
     if header.scans > limits.max_jpeg_scans:
         raise UnsupportedImage(
             f"The uploaded JPEG image has {header.scans} scans; at most "
             f"{limits.max_jpeg_scans} are accepted (MAX_JPEG_SCANS), since each scan is "
-            "another pass over the whole image. "
-            "Save it as a baseline or a standard progressive JPEG."
+            "another pass over the whole image",
+            "save it as a baseline or a standard progressive JPEG",
         )

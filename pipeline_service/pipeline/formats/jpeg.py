@@ -44,8 +44,8 @@ def jpeg_is_complete(data: bytes) -> bool:
 
 def _unreadable(why: str) -> UnsupportedImage:
     return UnsupportedImage(
-        f"The uploaded JPEG image could not be decoded: its header cannot be read ({why}); "
-        "send the complete, undamaged file."
+        f"The uploaded JPEG image could not be decoded: its header cannot be read ({why})",
+        "send the complete, undamaged file",
     )
 
 
@@ -107,8 +107,8 @@ def read_header(data: bytes) -> ImageHeader:
     if marker not in ACCEPTED_FRAMES:
         raise UnsupportedImage(
             f"The uploaded JPEG image uses a frame type (SOF 0x{marker:02X}: lossless, "
-            "hierarchical or arithmetic-coded) that is not accepted; send a baseline or "
-            "progressive JPEG."
+            "hierarchical or arithmetic-coded) that is not accepted",
+            "send a baseline or progressive JPEG",
         )
     if len(segment) < 6:
         raise _unreadable("its frame header is too short")
@@ -120,7 +120,8 @@ def read_header(data: bytes) -> ImageHeader:
     )
     if precision != 8:
         raise UnsupportedImage(
-            f"The uploaded JPEG image has {precision}-bit samples; only 8-bit JPEGs are accepted."
+            f"The uploaded JPEG image has {precision}-bit samples",
+            "only 8-bit JPEGs are accepted",
         )
     if width == 0 or height == 0:
         raise _unreadable(f"it declares a size of {width}x{height}")
@@ -138,14 +139,15 @@ def check_complete(data: bytes) -> None:
     if not jpeg_is_complete(data):
         raise UnsupportedImage(
             f"The uploaded JPEG image ({len(data)} bytes) is truncated: it has no end-of-image "
-            "marker after its image data; send the complete file."
+            "marker after its image data",
+            "send the complete file",
         )
 
 
 def _corrupt(error: Exception) -> UnsupportedImage:
     return UnsupportedImage(
-        f"The uploaded JPEG image could not be decoded completely ({error}); send the complete, "
-        "undamaged file."
+        f"The uploaded JPEG image could not be decoded completely ({error})",
+        "send the complete, undamaged file",
     )
 
 

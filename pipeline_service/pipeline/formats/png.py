@@ -29,7 +29,7 @@ INFLATE_PIECE = 1 << 20
 
 def _unreadable(why: str) -> UnsupportedImage:
     return UnsupportedImage(
-        f"The uploaded PNG image could not be decoded: {why}; send the complete, undamaged file."
+        f"The uploaded PNG image could not be decoded: {why}", "send the complete, undamaged file"
     )
 
 
@@ -85,7 +85,7 @@ def check_complete(header: ImageHeader, data: bytes) -> None:
         if kind == b"IEND":
             break
         if kind == b"acTL":
-            raise UnsupportedImage("Animated PNGs are not accepted; send a single image.")
+            raise UnsupportedImage("Animated PNGs are not accepted", "send a single image")
         if kind == b"IDAT":
             piece = view[pos + 8 : pos + 8 + length]
             try:

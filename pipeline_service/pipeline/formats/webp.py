@@ -13,7 +13,7 @@ def is_webp(data: bytes) -> bool:
 
 def _unreadable(why: str) -> UnsupportedImage:
     return UnsupportedImage(
-        f"The uploaded WebP image could not be decoded: {why}; send the complete, undamaged file."
+        f"The uploaded WebP image could not be decoded: {why}", "send the complete, undamaged file"
     )
 
 
@@ -31,7 +31,7 @@ def read_header(data: bytes) -> ImageHeader:
         width, height = (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
     elif kind == b"VP8X":
         if payload[0] & ANIMATION_FLAG:
-            raise UnsupportedImage("Animated WebPs are not accepted; send a single image.")
+            raise UnsupportedImage("Animated WebPs are not accepted", "send a single image")
         width = int.from_bytes(payload[4:7], "little") + 1
         height = int.from_bytes(payload[7:10], "little") + 1
     else:
