@@ -1,21 +1,20 @@
 """Security headers on every answer of both services.
 
 A JSON API needs few: no MIME sniffing, no framing, no referrer, and a Content-Security-Policy
-that allows nothing — an answer is data, never a page. The one HTML page, Swagger UI at /docs
-(and /redoc), gets a policy of its own: its scripts and styles from this origin ('self'; local
-assets), its inline start-up script, and — while FastAPI's defaults still load it from there —
-the jsDelivr CDN and FastAPI's favicon. Chosen by the answer's content type, so a new page or
-asset route needs no list kept in step.
+that allows nothing — an answer is data, never a page. The one HTML page, Swagger UI at /docs,
+gets a policy of its own: scripts, styles and images from this origin only (its assets are
+served under /docs/assets, service_kit/docs.py), plus the inline start-up script and inline
+styles Swagger UI writes, and data: images (its icons). Chosen by the answer's content type,
+so a new page or asset route needs no list kept in step.
 """
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 API_POLICY = b"default-src 'none'; frame-ancestors 'none'"
 DOCS_POLICY = (
-    b"default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    b"style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    b"img-src 'self' data: https://fastapi.tiangolo.com; connect-src 'self'; "
-    b"frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    b"default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    b"img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+    b"form-action 'self'"
 )
 ALWAYS = [
     (b"x-content-type-options", b"nosniff"),

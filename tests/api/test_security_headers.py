@@ -44,6 +44,7 @@ async def test_the_docs_page_may_load_its_own_scripts_and_styles(
     policy = response.headers["content-security-policy"]
     directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
     assert "'self'" in directives["script-src"] and "'self'" in directives["style-src"]
+    assert "http" not in policy  # the page's assets are local (service_kit/docs.py)
     assert directives["frame-ancestors"] == "'none'"
     assert response.headers["x-content-type-options"] == "nosniff"
 
