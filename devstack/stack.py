@@ -24,6 +24,8 @@ from devstack.signals import SignalGate
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINE_APP = "pipeline_service.app:create_app"
 MODEL_APP = "model_service.app:create_app"
+# uvicorn's httptools protocol plus a time limit for request headers (slowloris)
+PIPELINE_HTTP = "pipeline_service.http_protocol:HeaderTimeoutProtocol"
 READY_PATH = "/openapi.json"  # served by both apps as soon as they accept requests
 
 Say = Callable[[str], None]
@@ -143,6 +145,8 @@ def _uvicorn(app: str, options: StackOptions, which: str = "pipeline") -> list[s
         # launcher's 10 s before SIGKILL (docs/behaviour.md, Shutdown).
         "--timeout-graceful-shutdown", "8",
     ]  # fmt: skip
+    if which == "pipeline":
+        argv += ["--http", PIPELINE_HTTP]
     if not options.access_log:
         argv.append("--no-access-log")
     return argv

@@ -66,6 +66,14 @@ class Settings(BaseSettings):
         "at once; more are answered 503 `overloaded` with Retry-After at once, before their "
         "body is read. From the benchmark's overload row (docs/performance.md).",
     )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="A request's headers must arrive within this many seconds of the "
+        "connection opening (or of the request's first byte on a kept-alive one): 408 and "
+        "closed after (slowloris). Needs the protocol uvicorn is started with: --http "
+        "pipeline_service.http_protocol:HeaderTimeoutProtocol.",
+    )
     request_body_timeout_s: float = Field(
         60.0,
         gt=0,

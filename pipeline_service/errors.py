@@ -198,6 +198,25 @@ class HeadersTooLarge(ClientInputError):
         return cls(9120, 8192)
 
 
+class HeadersTooSlow(ClientInputError):
+    """The request's headers did not arrive in time (answered by the HTTP protocol itself,
+    pipeline_service/http_protocol.py); the connection is closed."""
+
+    status = HTTPStatus.REQUEST_TIMEOUT
+    slug = "request-timeout"
+    summary = "The headers did not arrive within HEADER_TIMEOUT_S (connection closed)."
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__(
+            f"The request's headers did not arrive within {timeout_s:g} s (HEADER_TIMEOUT_S)",
+            "send them at once",
+        )
+
+    @classmethod
+    def example(cls) -> Self:
+        return cls(10)
+
+
 class BodyTooSlow(ClientInputError):
     """The request body did not arrive in time; the connection is closed after the answer."""
 

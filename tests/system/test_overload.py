@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from pipeline_service.config import Settings
 from tests.fixtures.hostile_images import noisy
 from tests.fixtures.http_load import Answer, Load, keep_probing, keep_sending, multipart_request
 from tests.fixtures.images import encode
@@ -29,7 +30,12 @@ HEALTH_BOUND_S = 10.0
 def servers(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     logs = tmp_path_factory.mktemp("overload")
     with uvicorn_server(MODEL_APP, model_env(seed=1), logs) as model:
-        env = {"DATABASE_URL": database_url, "MODEL_SERVICE_URL": model.url, "LOG_LEVEL": "WARNING"}
+        env = {
+            "DATABASE_URL": database_url,
+            "MODEL_SERVICE_URL": model.url,
+            "LOG_LEVEL": "WARNING",
+            "ADMIT_IMAGE_REQUESTS": str(Settings.model_fields["admit_image_requests"].default),
+        }
         with uvicorn_server(PIPELINE_APP, env, logs, workers=2, probe="/healthz") as pipeline:
             yield pipeline
 
