@@ -66,7 +66,6 @@ def create_app(
     # Starlette runs the middleware added last first: the list below is from inside out.
     app.add_middleware(BodyTimeout, timeout_s=settings.request_body_timeout_s)
     app.add_middleware(UploadLimit, max_bytes=settings.max_upload_bytes)
-    app.add_middleware(AdmitImageRequests, limit=settings.admit_image_requests)
     app.add_middleware(RequestChecks, max_header_bytes=settings.max_header_bytes)
     if settings.cors_allow_origins:
         app.add_middleware(
@@ -78,7 +77,9 @@ def create_app(
             max_age=600,
         )
     app.add_middleware(ObserveRequests)  # logs and counts even a refused upload
-    app.add_middleware(SecurityHeaders)  # outermost: on every answer, a 500 included
+    app.add_middleware(SecurityHeaders)  # on every answer, a 500 included
+    # Outermost: a refusal under overload must cost next to nothing (api/admission.py).
+    app.add_middleware(AdmitImageRequests, limit=settings.admit_image_requests)
     app.include_router(process.router)
     app.include_router(steps.router)
     app.include_router(preview.router)

@@ -330,7 +330,7 @@ class Overloaded(ServiceError):
 
     def __init__(self, in_flight: int, limit: int, retry_after_s: float = 1.0) -> None:
         super().__init__(
-            f"This process is already working on {in_flight} images "
+            f"This process is already working on {in_flight} images, its limit "
             f"(ADMIT_IMAGE_REQUESTS = {limit})",
             f"try again in {retry_after_s:g} s",
         )

@@ -51,9 +51,8 @@ def _route_templates(app: object) -> list[tuple[re.Pattern[str], str]]:
     return [(compile_path(template)[0], template) for template in paths]
 
 
-def _level(route: str, status: int, state: dict[str, object]) -> int:
-    # A 5xx is a WARNING, unless the app marked it as an expected refusal (load shed).
-    if status >= 500 and not state.get("expected_refusal"):
+def _level(route: str, status: int) -> int:
+    if status >= 500:
         return logging.WARNING
     if route in PROBE_ROUTES and status < 400:
         return logging.DEBUG
@@ -118,7 +117,7 @@ class ObserveRequests:
             seconds = time.perf_counter() - started
             route = self._route(scope)
             observe_request(route, scope["method"], status, seconds)
-            level = _level(route, status, state)
+            level = _level(route, status)
             if log.isEnabledFor(level):
                 log.log(
                     level,

@@ -24,6 +24,12 @@ ALWAYS = [
 ]
 
 
+def headers_for(content_type: bytes) -> list[tuple[bytes, bytes]]:
+    """The headers an answer of this content type gets."""
+    policy = DOCS_POLICY if content_type.startswith(b"text/html") else API_POLICY
+    return [*ALWAYS, (b"content-security-policy", policy)]
+
+
 class SecurityHeaders:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -38,8 +44,7 @@ class SecurityHeaders:
                 headers = list(message.get("headers", ()))
                 present = {name.lower() for name, _ in headers}
                 content_type = next((v for n, v in headers if n.lower() == b"content-type"), b"")
-                policy = DOCS_POLICY if content_type.startswith(b"text/html") else API_POLICY
-                added = [*ALWAYS, (b"content-security-policy", policy)]
+                added = headers_for(content_type)
                 headers += [(name, value) for name, value in added if name not in present]
                 message = {**message, "headers": headers}
             await send(message)

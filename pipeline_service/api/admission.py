@@ -4,16 +4,30 @@ Past the limit, POST /process_image and POST /pipelines/preview are answered at 
 503 `overloaded` and Retry-After, before their body is read: queueing them would only make
 every request slower (the CPU is already busy with the admitted ones) and hold memory for
 uploads that wait. Everything else — /healthz, /readyz, reads — is never counted or refused.
-The default comes from the benchmark's overload row (docs/decisions/0014-admission-limit.md).
+
+Under overload a client that ignores Retry-After is refused as fast as it asks (thousands of
+times a second), so a refusal must cost next to nothing: this is the outermost middleware,
+its answer is prepared once (with the security headers every answer carries), and refusals
+are counted in `http_requests_shed_total` instead of a log line and a latency observation
+each — a log line per refusal would flood the logs exactly when they are read.
 """
 
+import orjson
+from prometheus_client import Counter
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pipeline_service.errors import Overloaded
-from service_kit.problems import answer
+from service_kit.problems import PROBLEM_MEDIA_TYPE
+from service_kit.security_headers import headers_for
 
 IMAGE_ROUTES = frozenset({"/process_image", "/pipelines/preview"})
 RETRY_AFTER_S = 1
+
+SHED = Counter(
+    "http_requests_shed_total",
+    "Image requests refused with 503 overloaded (ADMIT_IMAGE_REQUESTS reached), by route.",
+    ["route"],
+)
 
 
 class AdmitImageRequests:
@@ -21,15 +35,29 @@ class AdmitImageRequests:
         self.app = app
         self.limit = limit
         self.in_flight = 0
+        refusal = Overloaded(limit, limit, RETRY_AFTER_S)
+        body = orjson.dumps(refusal.body())
+        content_type = PROBLEM_MEDIA_TYPE.encode()
+        self._start = {
+            "type": "http.response.start",
+            "status": refusal.status,
+            "headers": [
+                (b"content-type", content_type),
+                (b"content-length", str(len(body)).encode()),
+                *((k.lower().encode(), v.encode()) for k, v in refusal.header_values().items()),
+                *headers_for(content_type),
+            ],
+        }
+        self._body = {"type": "http.response.body", "body": body}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] not in IMAGE_ROUTES:
             await self.app(scope, receive, send)
             return
         if self.in_flight >= self.limit:
-            scope.setdefault("state", {})["expected_refusal"] = True  # logged as INFO
-            refusal = Overloaded(self.in_flight, self.limit, RETRY_AFTER_S)
-            await answer(refusal)(scope, receive, send)
+            SHED.labels(scope["path"]).inc()
+            await send(self._start)
+            await send(self._body)
             return
         self.in_flight += 1
         try:

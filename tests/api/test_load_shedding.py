@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
+from pipeline_service.api.admission import SHED
 from tests.fixtures.images import jpeg_bytes
 from tests.fixtures.runs import count_rows
 from tests.fixtures.services import ClientFactory, model_transport
@@ -66,6 +67,8 @@ async def test_past_the_limit_image_requests_are_shed_before_their_body_is_read(
         assert response.json()["type"] == "/problems/overloaded"
         assert "ADMIT_IMAGE_REQUESTS" in response.json()["detail"]
         assert response.headers["Retry-After"] == "1"
+        assert response.headers["x-content-type-options"] == "nosniff"
+    assert SHED.labels("/process_image")._value.get() >= 1  # counted, not logged
     assert upload.pulled == 0  # refused from the headers alone
     assert health.status_code == 200 and results.status_code == 200
     assert after.status_code == 200  # the slots were given back
