@@ -96,7 +96,7 @@ def _compile(definition: str, limits: PipelineLimits) -> CompiledPipeline:
 )
 async def preview_pipeline(
     request: Request,
-    image: Annotated[UploadFile, File(description="The image (JPEG, PNG...).")],
+    image: Annotated[UploadFile, File(description="The image: JPEG, PNG, WebP or BMP.")],
     definition: Annotated[
         str | None,
         Form(

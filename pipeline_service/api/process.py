@@ -107,7 +107,7 @@ async def _connected(request: Request) -> bool:
 async def process_image(
     request: Request,
     response: Response,
-    image: Annotated[UploadFile, File(description="The image (JPEG, PNG...).")],
+    image: Annotated[UploadFile, File(description="The image: JPEG, PNG, WebP or BMP.")],
     pipeline_id_query: Annotated[
         int | None,
         Query(

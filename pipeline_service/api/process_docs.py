@@ -47,8 +47,8 @@ TOO_LARGE = (
 )
 NOT_AN_IMAGE = problem_example(
     415,
-    "The uploaded file (5120 bytes) could not be decoded as an image; send a JPEG, PNG, WebP, "
-    "BMP or TIFF file.",
+    "The uploaded file (5120 bytes) could not be decoded: it is a TIFF image (judged from its "
+    "first bytes); accepted formats: JPEG, PNG, WebP or BMP.",
     "unsupported-image",
 )
 UNPROCESSABLE = (
