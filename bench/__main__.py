@@ -10,7 +10,7 @@ import contextlib
 import os
 import platform
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -229,7 +229,10 @@ def throughput(args: argparse.Namespace, images: Path) -> None:
     concurrencies = [int(c) for c in args.concurrency.split(",")]
     measure_floors(images, sizes, args.floor_seconds)
     rows: list[Row] = []
-    with running_stack(args.port, args.workers, args.model_workers) as stack:
+    with (
+        admission_out_of_the_way(max(concurrencies)),
+        running_stack(args.port, args.workers, args.model_workers) as stack,
+    ):
         print(HEADER, flush=True)
         for size in sizes:
             image = images / f"parking_{size}.jpg"
@@ -241,8 +244,9 @@ def throughput(args: argparse.Namespace, images: Path) -> None:
                 rows.append(row)
                 before = row.floor_after
                 print(table_row(row), flush=True)
-        overloaded = None
-        if args.overload_seconds > 0:
+    overloaded = None
+    if args.overload_seconds > 0:  # a stack of its own, with the admission limit as configured
+        with running_stack(args.port, args.workers, args.model_workers) as stack:
             overloaded = _overload_row(stack, images, args.overload_seconds)
     print(
         f"\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {machine()}; {args.seconds:g} s per row; "
@@ -264,8 +268,24 @@ def throughput(args: argparse.Namespace, images: Path) -> None:
 OVERLOAD_IMAGE = "1920x1080"
 
 
+@contextlib.contextmanager
+def admission_out_of_the_way(concurrency: int) -> Iterator[None]:
+    """The throughput and memory rows measure capacity, so the stack they start admits every
+    connection they open (a worker may get most of them); the admission limit itself is
+    measured by the overload row, on a stack of its own. An ADMIT_IMAGE_REQUESTS set in the
+    environment is kept."""
+    if "ADMIT_IMAGE_REQUESTS" in os.environ:
+        yield
+        return
+    os.environ["ADMIT_IMAGE_REQUESTS"] = str(concurrency)
+    try:
+        yield
+    finally:
+        del os.environ["ADMIT_IMAGE_REQUESTS"]
+
+
 def _overload_row(stack: Stack, images: Path, seconds: float) -> overload.OverloadResult:
-    """The overload row, after the others, on the same stack (bench/overload.py)."""
+    """The overload row, after the others (bench/overload.py)."""
     image = images / f"parking_{OVERLOAD_IMAGE}.jpg"
     result = overload.run_overload(stack.url, image, seconds, lambda: count_runs(stack))
     print(overload.HEADER, flush=True)
@@ -282,7 +302,10 @@ def memory(args: argparse.Namespace, images: Path) -> None:
     step = args.requests // 10
     readings: list[tuple[int, dict[str, float]]] = []
     answers = ok = errors = 0
-    with running_stack(args.port, args.workers, args.model_workers) as stack:
+    with (
+        admission_out_of_the_way(concurrency),
+        running_stack(args.port, args.workers, args.model_workers) as stack,
+    ):
         runs_before = count_runs(stack)
         for _ in range(10):
             load = run_wrk(stack.url, image, concurrency, bound_s, requests=step)

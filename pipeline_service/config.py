@@ -60,11 +60,11 @@ class Settings(BaseSettings):
         20 * 1024 * 1024, ge=1, description="Largest accepted upload (413 above)."
     )
     admit_image_requests: int = Field(
-        8,
+        32,
         ge=1,
         description="Image requests (/process_image, /pipelines/preview) one process works on "
         "at once; more are answered 503 `overloaded` with Retry-After at once, before their "
-        "body is read. From the benchmark's overload row (docs/performance.md).",
+        "body is read. From the benchmark's overload row (docs/decisions/0018).",
     )
     header_timeout_s: float = Field(
         10.0,

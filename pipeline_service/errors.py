@@ -338,7 +338,7 @@ class Overloaded(ServiceError):
 
     @classmethod
     def example(cls) -> Self:
-        return cls(8, 8)
+        return cls(32, 32)
 
 
 class ClientGone(Exception):
