@@ -3,15 +3,47 @@
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from pipeline_service.api.schemas import BoxOut, ImageInfo, stored_run_fields
+from pipeline_service.api.schemas import (
+    PROCESS_RESULT_EXAMPLE,
+    BoxOut,
+    ImageInfo,
+    stored_run_fields,
+)
 from pipeline_service.db.results import StoredRun
+from service_kit.openapi import schema_examples
 
 RunStatus = Literal["succeeded", "failed"]
 
+# A stored run reads back as the answer that created it, minus the save step's own timing
+# (it is measured while the row is written), plus its error and time.
+RUN_EXAMPLE = {
+    **PROCESS_RESULT_EXAMPLE,
+    "timings_ms": {k: v for k, v in PROCESS_RESULT_EXAMPLE["timings_ms"].items() if k != "save"},
+    "error": None,
+    "created_at": "2026-11-21T20:48:03.512345Z",
+}
+FAILED_RUN_EXAMPLE = {
+    **RUN_EXAMPLE,
+    "run_id": 41,
+    "status": "failed",
+    "car_detected": None,
+    "box": None,
+    "detections": [],
+    "timings_ms": {"decode": 8.1, "resize": 0.9, "normalize": 0.4, "base64": 0.6},
+    "error": "The model service did not answer within 5 s (MODEL_TIMEOUT_S); try again later.",
+    "created_at": "2026-11-21T20:48:01.004211Z",
+}
+CURSOR_EXAMPLE = (  # a real one (for a listing without filters)
+    "eyJ2IjoxLCJzIjoiNzkxOjc5NTo3OTIiLCJ0IjoiMjAyNi0xMS0yMVQyMDo0ODowMS4wMDQyMTErMDA6MDAiLCJp"
+    "Ijo0MSwiZiI6IjkzMTg1MzZjN2E4Zjk3NTgifQ"
+)
+
 
 class RunResult(BaseModel):
+    model_config = ConfigDict(json_schema_extra=schema_examples(RUN_EXAMPLE, FAILED_RUN_EXAMPLE))
+
     run_id: int
     pipeline_id: int
     pipeline_version: int = Field(description="The pipeline definition that produced the run.")
@@ -34,6 +66,12 @@ class RunResult(BaseModel):
 
 
 class RunPage(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra=schema_examples(
+            {"items": [RUN_EXAMPLE, FAILED_RUN_EXAMPLE], "next_cursor": CURSOR_EXAMPLE}
+        )
+    )
+
     items: list[RunResult] = Field(description="Newest first.")
     next_cursor: str | None = Field(
         description="Pass as `cursor` (with the same filters) for the next page; "

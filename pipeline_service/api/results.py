@@ -3,53 +3,27 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.exceptions import RequestValidationError
 from pydantic import AwareDatetime
 
 from pipeline_service.api.cursor import Cursor, InvalidCursor, decode_cursor, encode_cursor
-from pipeline_service.api.process_docs import DATABASE_DOWN, PROCESS_RESULT_EXAMPLE
-from pipeline_service.api.result_schemas import RunPage, RunResult, RunStatus
-from pipeline_service.api.schemas import Problem
+from pipeline_service.api.result_schemas import CURSOR_EXAMPLE, RunPage, RunResult, RunStatus
+from pipeline_service.api.schemas import problem_responses
 from pipeline_service.config import PG_INT_MAX
 from pipeline_service.db.results import XID8_MAX, ResultsRepository, RunFilters
-from pipeline_service.errors import RunNotFound
-from service_kit.openapi import json_example, problem_example, problem_response
+from pipeline_service.errors import DatabaseUnavailable, RunNotFound
+from service_kit.errors import FieldProblem, InvalidRequest
 
 router = APIRouter(tags=["results"])
 
 MAX_LIMIT = 500
-
-# A stored run reads back as the answer that created it, minus the save step's own timing
-# (it is measured while the row is written), plus its error and time.
-RUN_EXAMPLE = {
-    **PROCESS_RESULT_EXAMPLE,
-    "timings_ms": {k: v for k, v in PROCESS_RESULT_EXAMPLE["timings_ms"].items() if k != "save"},
-    "error": None,
-    "created_at": "2026-11-21T20:48:03.512345Z",
-}
-FAILED_RUN_EXAMPLE = {
-    **RUN_EXAMPLE,
-    "run_id": 41,
-    "status": "failed",
-    "car_detected": None,
-    "box": None,
-    "detections": [],
-    "timings_ms": {"decode": 8.1, "resize": 0.9, "normalize": 0.4, "base64": 0.6},
-    "error": "The model service did not answer within 5 s (MODEL_TIMEOUT_S); try again later.",
-    "created_at": "2026-11-21T20:48:01.004211Z",
-}
-CURSOR_EXAMPLE = (  # a real one (for a listing without filters)
-    "eyJ2IjoxLCJzIjoiNzkxOjc5NTo3OTIiLCJ0IjoiMjAyNi0xMS0yMVQyMDo0ODowMS4wMDQyMTErMDA6MDAiLCJp"
-    "Ijo0MSwiZiI6IjkzMTg1MzZjN2E4Zjk3NTgifQ"
-)
 
 
 def _repository(request: Request) -> ResultsRepository:
     return ResultsRepository(request.app.state.runtime.db)
 
 
-def _invalid(field: str, message: str) -> RequestValidationError:
-    return RequestValidationError([{"loc": (field,), "msg": message, "type": "value_error"}])
+def _invalid(field: str, message: str) -> InvalidRequest:
+    return InvalidRequest([FieldProblem(field, message)])
 
 
 @router.get(
@@ -62,30 +36,7 @@ def _invalid(field: str, message: str) -> RequestValidationError:
         "arrive while you page; start without a cursor to see the new ones."
     ),
     response_model=RunPage,
-    responses={
-        200: json_example(
-            {"items": [RUN_EXAMPLE, FAILED_RUN_EXAMPLE], "next_cursor": CURSOR_EXAMPLE}
-        ),
-        422: problem_response(
-            Problem,
-            "A filter, the limit or the cursor is not valid.",
-            problem_example(
-                422,
-                "limit: Input should be less than or equal to 500.",
-                "invalid-request",
-                errors=[{"field": "limit", "message": "Input should be less than or equal to 500"}],
-            ),
-            problem_example(
-                422,
-                "cursor: this cursor belongs to a listing with other filters; send the same "
-                "pipeline_id, car_detected, status, since and until as for the first page, or "
-                "drop the cursor.",
-                "invalid-request",
-                errors=[{"field": "cursor", "message": "this cursor belongs to ..."}],
-            ),
-        ),
-        503: DATABASE_DOWN,
-    },
+    responses=problem_responses(InvalidRequest, DatabaseUnavailable),
 )
 async def list_results(
     request: Request,
@@ -171,31 +122,7 @@ async def list_results(
     "/results/{run_id}",
     summary="One stored run with its detections",
     response_model=RunResult,
-    responses={
-        200: json_example(RUN_EXAMPLE),
-        404: problem_response(
-            Problem,
-            "No run with that id.",
-            problem_example(404, "There is no stored run with id 42.", "run-not-found"),
-        ),
-        422: problem_response(
-            Problem,
-            "The run id is not a positive integer.",
-            problem_example(
-                422,
-                "run_id: Input should be a valid integer, unable to parse string as an integer.",
-                "invalid-request",
-                errors=[
-                    {
-                        "field": "run_id",
-                        "message": "Input should be a valid integer, unable to parse string "
-                        "as an integer",
-                    }
-                ],
-            ),
-        ),
-        503: DATABASE_DOWN,
-    },
+    responses=problem_responses(RunNotFound, InvalidRequest, DatabaseUnavailable),
 )
 async def get_result(
     request: Request,
