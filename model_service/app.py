@@ -18,6 +18,7 @@ from model_service.base64_check import decoded_size
 from model_service.config import ModelSettings
 from model_service.errors import SimulatedFailure
 from service_kit import ops_routes
+from service_kit.docs import serve_docs
 from service_kit.errors import FieldProblem, InvalidRequest
 from service_kit.gc_freeze import startup_objects_frozen
 from service_kit.logs import configure_logging
@@ -88,15 +89,22 @@ def create_app(settings: ModelSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         try:
-            with startup_objects_frozen():
+            with startup_objects_frozen(settings.gc_freeze):
                 yield
         finally:
             forget_this_process()
 
-    app = FastAPI(title="Model service (mock car detector)", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="Model service (mock car detector)",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,  # served by serve_docs, without a CDN
+        redoc_url=None,
+    )
     install_problem_handlers(app)
     app.add_middleware(ObserveRequests)
     app.include_router(ops_routes.router)
+    serve_docs(app)
 
     @app.get(
         "/readyz",

@@ -12,6 +12,7 @@ from pipeline_service.api.upload_limit import UploadLimit
 from pipeline_service.config import Settings, get_settings
 from pipeline_service.runtime import open_runtime
 from service_kit import ops_routes
+from service_kit.docs import serve_docs
 from service_kit.gc_freeze import startup_objects_frozen
 from service_kit.logs import configure_logging
 from service_kit.metrics import forget_this_process
@@ -30,7 +31,7 @@ def create_app(
         async with open_runtime(settings, model_transport) as runtime:
             app.state.runtime = runtime
             try:
-                with startup_objects_frozen():
+                with startup_objects_frozen(settings.gc_freeze):
                     yield
             finally:
                 forget_this_process()
@@ -40,6 +41,8 @@ def create_app(
         description="Runs an uploaded image through a pipeline stored in PostgreSQL.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # served by serve_docs, without a CDN
+        redoc_url=None,
     )
     install_pipeline_problem_handlers(app)
     app.add_middleware(UploadLimit, max_bytes=settings.max_upload_bytes)
@@ -51,5 +54,6 @@ def create_app(
     app.include_router(results.router)
     app.include_router(health.router)
     app.include_router(ops_routes.router)
+    serve_docs(app)
     finish_openapi(app)
     return app

@@ -74,8 +74,21 @@ class Settings(BaseSettings):
         "(docs/performance.md).",
     )
     log_level: str = Field("INFO", description="Level of the JSON logs on stdout.")
+    gc_freeze: bool = Field(
+        True,
+        description="Once started, keep the startup objects out of Python's cyclic garbage "
+        "collector (no 100+ ms full collections under load). Off only where apps are started "
+        "many times in one process (the in-process tests).",
+    )
     readiness_timeout_s: float = Field(
         2.0, gt=0, description="How long GET /readyz waits for PostgreSQL and the model service."
+    )
+
+    migrate_connect_wait_s: float = Field(
+        60.0,
+        ge=0,
+        description="How long `python -m pipeline_service.db.migrate` keeps trying its first "
+        "connection while PostgreSQL starts up (refused, or 'starting up'), then gives up.",
     )
 
     pipeline_admin_token: SecretStr | None = Field(
