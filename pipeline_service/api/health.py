@@ -7,13 +7,13 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
+from pipeline_service.api.dependencies import RuntimeDep
 from pipeline_service.api.schemas import problem_responses
 from pipeline_service.db.health import ping as ping_database
 from pipeline_service.errors import OK, NotReady, ServiceError
-from pipeline_service.runtime import Runtime
 from service_kit.openapi import schema_examples
 
 router = APIRouter(tags=["operations"])
@@ -52,8 +52,7 @@ async def _check(probe: Awaitable[Any], timeout_s: float) -> str:
     response_model=Readiness,
     responses=problem_responses(NotReady),
 )
-async def readyz(request: Request) -> Readiness:
-    runtime: Runtime = request.app.state.runtime
+async def readyz(runtime: RuntimeDep) -> Readiness:
     timeout_s = runtime.settings.readiness_timeout_s
     database, model = await asyncio.gather(
         _check(ping_database(runtime.db), timeout_s),

@@ -183,6 +183,8 @@ class PreviewDefinition(BaseModel):
 
 
 class PreviewStep(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     index: int
     type: str
     ms: float = Field(description="Time the step took.")
@@ -195,6 +197,8 @@ class PreviewStep(BaseModel):
 
 
 class NotRunStep(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     index: int
     type: str
 
@@ -245,21 +249,5 @@ class PreviewOut(BaseModel):
 
     @classmethod
     def of(cls, p: Preview) -> "PreviewOut":
-        return cls(
-            steps=[
-                PreviewStep(
-                    index=s.index,
-                    type=s.type,
-                    ms=s.ms,
-                    shape=list(s.shape),
-                    dtype=s.dtype,
-                    min=s.min,
-                    max=s.max,
-                    encoding=s.encoding,
-                    base64_chars=s.base64_chars,
-                )
-                for s in p.steps
-            ],
-            not_run=[NotRunStep(index=n.index, type=n.type) for n in p.not_run],
-            image=PreviewImage(bytes=p.image_bytes, width=p.image_width, height=p.image_height),
-        )
+        image = {"bytes": p.image_bytes, "width": p.image_width, "height": p.image_height}
+        return cls.model_validate({"steps": p.steps, "not_run": p.not_run, "image": image})

@@ -2,9 +2,10 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from pipeline_service.api.auth import require_admin
+from pipeline_service.api.dependencies import PipelinesDep
 from pipeline_service.api.pipeline_schemas import (
     PipelineIn,
     PipelineOut,
@@ -22,7 +23,6 @@ from pipeline_service.api.preconditions import (
 )
 from pipeline_service.api.schemas import problem_responses
 from pipeline_service.config import PG_INT_MAX
-from pipeline_service.db.pipeline_store import PipelineStore
 from pipeline_service.errors import (
     ADMIN_REFUSALS,
     DatabaseUnavailable,
@@ -31,8 +31,6 @@ from pipeline_service.errors import (
     PipelineNotFound,
     UploadTooLarge,
 )
-from pipeline_service.pipeline_admin import PipelineAdmin
-from pipeline_service.runtime import Runtime
 from service_kit.errors import InvalidRequest, MalformedBody
 from service_kit.openapi import header
 
@@ -52,14 +50,6 @@ READ = (InvalidRequest, DatabaseUnavailable)
 CHANGE = (ADMIN_REFUSALS, MalformedBody, UploadTooLarge, READ, InvalidPipeline)
 
 
-def admin(request: Request) -> PipelineAdmin:
-    runtime: Runtime = request.app.state.runtime
-    return PipelineAdmin(PipelineStore(runtime.db), on_change=runtime.pipelines.invalidate)
-
-
-Admin = Annotated[PipelineAdmin, Depends(admin)]
-
-
 @router.get(
     "",
     summary="List pipelines",
@@ -67,7 +57,7 @@ Admin = Annotated[PipelineAdmin, Depends(admin)]
     responses=problem_responses(READ),
 )
 async def list_pipelines(
-    pipelines: Admin,
+    pipelines: PipelinesDep,
     include_deleted: Annotated[
         bool,
         Query(
@@ -91,7 +81,7 @@ async def list_pipelines(
 )
 async def get_pipeline(
     pipeline_id: PipelineId,
-    pipelines: Admin,
+    pipelines: PipelinesDep,
     response: Response,
     if_none_match: IfNoneMatch = None,
 ) -> PipelineOut | Response:
@@ -108,7 +98,9 @@ async def get_pipeline(
     response_model=list[PipelineVersionOut],
     responses=problem_responses(PipelineNotFound, READ),
 )
-async def list_versions(pipeline_id: PipelineId, pipelines: Admin) -> list[PipelineVersionOut]:
+async def list_versions(
+    pipeline_id: PipelineId, pipelines: PipelinesDep
+) -> list[PipelineVersionOut]:
     return [PipelineVersionOut.of(v) for v in await pipelines.versions(pipeline_id)]
 
 
@@ -128,7 +120,9 @@ async def list_versions(pipeline_id: PipelineId, pipelines: Admin) -> list[Pipel
     },
     dependencies=[Depends(require_admin)],
 )
-async def create_pipeline(body: PipelineIn, pipelines: Admin, response: Response) -> PipelineOut:
+async def create_pipeline(
+    body: PipelineIn, pipelines: PipelinesDep, response: Response
+) -> PipelineOut:
     created = await pipelines.create(body.draft())
     response.headers["Location"] = f"/pipelines/{created.id}"
     set_etag(response, created.version)
@@ -145,7 +139,7 @@ async def create_pipeline(body: PipelineIn, pipelines: Admin, response: Response
 async def replace_pipeline(
     pipeline_id: PipelineId,
     body: PipelineIn,
-    pipelines: Admin,
+    pipelines: PipelinesDep,
     response: Response,
     if_match: IfMatch = None,
 ) -> PipelineOut:
@@ -162,7 +156,7 @@ async def replace_pipeline(
     dependencies=[Depends(require_admin)],
 )
 async def delete_pipeline(
-    pipeline_id: PipelineId, pipelines: Admin, if_match: IfMatch = None
+    pipeline_id: PipelineId, pipelines: PipelinesDep, if_match: IfMatch = None
 ) -> Response:
     await pipelines.delete(pipeline_id, expected_versions(if_match))
     return Response(status_code=204)

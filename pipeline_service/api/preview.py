@@ -3,10 +3,11 @@
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
+from pipeline_service.api.dependencies import RuntimeDep
 from pipeline_service.api.pipeline_schemas import PreviewDefinition, PreviewOut
 from pipeline_service.api.schemas import problem_responses
 from pipeline_service.config import PG_INT_MAX
@@ -22,7 +23,6 @@ from pipeline_service.pipeline.compiler import check_steps
 from pipeline_service.pipeline.definition import PipelineRef
 from pipeline_service.pipeline.engine import CompiledPipeline
 from pipeline_service.pipeline.preview import preview
-from pipeline_service.runtime import Runtime
 from service_kit.errors import FieldProblem, InvalidRequest, MalformedMultipart
 
 router = APIRouter(tags=["pipelines"])
@@ -108,7 +108,7 @@ def _compile(definition: str) -> CompiledPipeline:
     ),
 )
 async def preview_pipeline(
-    request: Request,
+    runtime: RuntimeDep,
     image: Annotated[UploadFile, File(description="The image (JPEG, PNG...).")],
     definition: Annotated[
         str | None,
@@ -123,7 +123,6 @@ async def preview_pipeline(
         Form(ge=1, le=PG_INT_MAX, description="Or: preview a stored pipeline.", examples=[1]),
     ] = None,
 ) -> PreviewOut:
-    runtime: Runtime = request.app.state.runtime
     _one_source(definition, pipeline_id)
     if definition is not None:
         pipeline = _compile(definition)

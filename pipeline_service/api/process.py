@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Header, Query, Request, Response, UploadFile
 
+from pipeline_service.api.dependencies import RuntimeDep
 from pipeline_service.api.schemas import ProcessResult, problem_responses
 from pipeline_service.config import PG_INT_MAX
 from pipeline_service.errors import (
@@ -16,7 +17,6 @@ from pipeline_service.errors import (
     StepFailed,
     UploadTooLarge,
 )
-from pipeline_service.runtime import Runtime
 from service_kit.errors import FieldProblem, InvalidRequest, MalformedMultipart
 from service_kit.openapi import header
 
@@ -87,6 +87,7 @@ def _pipeline_id(from_query: int | None, from_form: int | None) -> int:
     },
 )
 async def process_image(
+    runtime: RuntimeDep,
     request: Request,
     response: Response,
     image: Annotated[UploadFile, File(description="The image (JPEG, PNG...).")],
@@ -116,29 +117,10 @@ async def process_image(
         ),
     ] = None,
 ) -> ProcessResult:
-    runtime: Runtime = request.app.state.runtime
     pipeline_id = _pipeline_id(pipeline_id_query, pipeline_id_form)
     request.state.pipeline_id = pipeline_id  # for the request's log line
-    data = await image.read()
-    claim, image_sha256 = None, None
-    if idempotency_key is not None:
-        claim, image_sha256 = await runtime.idempotency.claim_for(
-            idempotency_key, pipeline_id, data, runtime.cpu_pool
-        )
-        earlier = await runtime.idempotency.earlier_run(claim)
-        if earlier is not None:
-            request.state.run_id = earlier.id
-            response.headers[REPLAYED_HEADER] = "true"
-            return ProcessResult.of_stored(earlier)
-    pipeline = await runtime.pipelines.get(pipeline_id)
-    ctx = await pipeline.run(
-        data, runtime.services, runtime.cpu_pool, idempotency=claim, image_sha256=image_sha256
-    )
-    request.state.run_id = ctx.run_id
-    if ctx.replayed and ctx.run_id is not None:
-        # a request with the same key was stored first while this one ran
-        stored = await runtime.idempotency.stored_run(ctx.run_id)
-        if stored is not None:
-            response.headers[REPLAYED_HEADER] = "true"
-            return ProcessResult.of_stored(stored)
-    return ProcessResult.of(ctx)
+    processed = await runtime.processing.process(pipeline_id, await image.read(), idempotency_key)
+    request.state.run_id = processed.run_id
+    if processed.replayed:
+        response.headers[REPLAYED_HEADER] = "true"
+    return ProcessResult.of(processed.run)

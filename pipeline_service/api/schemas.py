@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 import service_kit.problems
 from pipeline_service.db.results import StoredRun
 from pipeline_service.errors import StepProblem
-from pipeline_service.pipeline.types import Box, RunContext, best_car
+from pipeline_service.pipeline.types import RunContext, best_car
 from service_kit import openapi
 from service_kit.errors import FieldProblem
 
@@ -44,23 +44,14 @@ PROCESS_RESULT_EXAMPLE = {
 
 
 class BoxOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     top_left_x: float
     top_left_y: float
     w: float
     h: float
     conf: float
     label: int = Field(description="1 = car")
-
-    @classmethod
-    def of(cls, box: Box) -> "BoxOut":
-        return cls(
-            top_left_x=box.top_left_x,
-            top_left_y=box.top_left_y,
-            w=box.w,
-            h=box.h,
-            conf=box.conf,
-            label=box.label,
-        )
 
 
 class ImageInfo(BaseModel):
@@ -88,7 +79,9 @@ class ProcessResult(BaseModel):
     image: ImageInfo
 
     @classmethod
-    def of(cls, ctx: RunContext) -> "ProcessResult":
+    def of(cls, ctx: RunContext | StoredRun) -> "ProcessResult":
+        if isinstance(ctx, StoredRun):  # an earlier run with the same Idempotency-Key
+            return cls(**stored_run_fields(ctx))
         best = ctx.best_car()
         assert ctx.image_sha256 is not None
         return cls(
@@ -96,7 +89,7 @@ class ProcessResult(BaseModel):
             pipeline_id=ctx.pipeline.id,
             pipeline_version=ctx.pipeline.version,
             car_detected=ctx.car_detected,
-            box=BoxOut.of(best) if best else None,
+            box=BoxOut.model_validate(best) if best else None,
             detections=[box.as_tuple() for box in ctx.detections or ()],
             timings_ms=ctx.timings_ms,
             image=ImageInfo(
@@ -106,11 +99,6 @@ class ProcessResult(BaseModel):
                 height=ctx.image_height,
             ),
         )
-
-    @classmethod
-    def of_stored(cls, run: StoredRun) -> "ProcessResult":
-        """The answer of a run stored earlier (an Idempotency-Key replay)."""
-        return cls(**stored_run_fields(run))
 
 
 def stored_run_fields(run: StoredRun) -> dict[str, Any]:
@@ -122,7 +110,7 @@ def stored_run_fields(run: StoredRun) -> dict[str, Any]:
         "pipeline_version": run.pipeline_version,
         "status": run.status,
         "car_detected": run.car_detected,
-        "box": BoxOut.of(best) if best else None,
+        "box": BoxOut.model_validate(best) if best else None,
         "detections": [box.as_tuple() for box in run.detections],
         "timings_ms": run.timings_ms,
         "image": ImageInfo(
