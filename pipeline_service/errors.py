@@ -15,7 +15,7 @@ class ServiceError(ProblemError):
     """Base class of the pipeline service's errors. `run_id` is set when a failed run was
     recorded, and then sent with the answer."""
 
-    members = ("run_id",)
+    members: ClassVar[tuple[str, ...]] = ("run_id",)
     run_id: int | None = None
 
 

@@ -11,7 +11,7 @@ from pipeline_service.pipeline.types import RunContext, best_car
 from service_kit import openapi
 from service_kit.errors import FieldProblem
 
-PROCESS_RESULT_EXAMPLE = {
+PROCESS_RESULT_EXAMPLE: dict[str, Any] = {
     "run_id": 42,
     "pipeline_id": 1,
     "pipeline_version": 1,

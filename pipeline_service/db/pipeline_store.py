@@ -145,11 +145,12 @@ class PipelineTransaction:
 
     async def create(self, draft: PipelineDraft) -> StoredPipeline:
         with _name_clash_as_name_taken(draft.name):
-            pipeline_id: int = await self._conn.scalar(
+            inserted = await self._conn.execute(
                 insert(Pipeline)
                 .values(name=draft.name, description=draft.description)
                 .returning(Pipeline.id)
             )
+        pipeline_id: int = inserted.scalar_one()
         await self._write_steps(pipeline_id, draft)
         return await self._stored(pipeline_id)
 
