@@ -10,7 +10,6 @@ from starlette.middleware.cors import CORSMiddleware
 from pipeline_service.api import health, pipelines, preview, process, results, steps
 from pipeline_service.api.admission import AdmitImageRequests
 from pipeline_service.api.body_timeout import BodyTimeout
-from pipeline_service.api.openapi_problems import document_problems
 from pipeline_service.api.problems import install_pipeline_problem_handlers
 from pipeline_service.api.request_checks import RequestChecks
 from pipeline_service.api.upload_limit import UploadLimit
@@ -62,7 +61,6 @@ def create_app(
         redoc_url=None,
     )
     install_pipeline_problem_handlers(app)
-    document_problems(app)
     # Starlette runs the middleware added last first: the list below is from inside out.
     app.add_middleware(BodyTimeout, timeout_s=settings.request_body_timeout_s)
     app.add_middleware(UploadLimit, max_bytes=settings.max_upload_bytes)
