@@ -495,5 +495,7 @@ class AdminDisabled(ServiceError):
 
 # Groups, for the routes that document them (see api/).
 REFUSED_IMAGES = (UnsupportedImage, ImageTooLarge, ImageDoesNotFit)
+# Refused before the route runs: slow or oversized requests, and load shedding.
+REQUEST_LIMITS = (HeadersTooSlow, BodyTooSlow, HeadersTooLarge, Overloaded)
 MODEL_FAILURES = (ModelBadResponse, ModelUnavailable, ModelCircuitOpen, ModelTimeout)
 ADMIN_REFUSALS = (AdminTokenMissing, AdminTokenWrong, AdminDisabled)

@@ -16,11 +16,9 @@ from pipeline_service.api.text import printable
 from pipeline_service.config import PG_INT_MAX
 from pipeline_service.errors import (
     REFUSED_IMAGES,
-    BodyTooSlow,
+    REQUEST_LIMITS,
     DatabaseUnavailable,
-    HeadersTooLarge,
     InvalidPipeline,
-    Overloaded,
     PipelineNotFound,
     StepFailed,
     UploadTooLarge,
@@ -127,9 +125,7 @@ def _compile(definition: str, limits: PipelineLimits) -> CompiledPipeline:
         REFUSED_IMAGES,
         StepFailed,
         DatabaseUnavailable,
-        Overloaded,
-        BodyTooSlow,
-        HeadersTooLarge,
+        REQUEST_LIMITS,
     ),
 )
 async def preview_pipeline(
