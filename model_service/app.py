@@ -103,7 +103,7 @@ def create_app(settings: ModelSettings | None = None) -> FastAPI:
             forget_this_process()
 
     app = FastAPI(title="Model service (mock car detector)", version="0.1.0", lifespan=lifespan)
-    app.add_middleware(ObserveRequests)
+    app.add_middleware(ObserveRequests, replica_name=settings.replica_name)
     app.include_router(ops_routes.router)
 
     @app.get(
