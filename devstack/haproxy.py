@@ -4,11 +4,14 @@ its process, and its runtime API (a unix socket) to drain a replica and read its
 Why HAProxy and these values: docs/decisions/ (HAProxy) and docs/scaling.md.
 """
 
+import argparse
 import csv
 import io
 import shutil
 import signal
 import socket
+import sys
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,6 +24,15 @@ from devstack.processes import GroupProcess
 from devstack.signals import SignalGate
 
 BACKEND = "replicas"
+SOCKET_NAME = "haproxy.sock"
+
+
+def run_dir(pipeline_port: int) -> Path:
+    """Where a stack on `pipeline_port` keeps HAProxy's (and PgBouncer's) files."""
+    return Path(tempfile.gettempdir()) / f"devstack-{pipeline_port}"
+
+
+SYSTEM_BIN = "/usr/sbin:/sbin"  # where Debian puts it; not on every PATH
 INSTALL_HINT = "install HAProxy: apt-get install haproxy (Debian/Ubuntu; make run does it as root)"
 
 # Answers HAProxy makes itself, as problem+json like every other error of the service.
@@ -147,7 +159,7 @@ backend {BACKEND}
 
 
 def require_haproxy() -> str:
-    found = shutil.which("haproxy")
+    found = shutil.which("haproxy") or shutil.which("haproxy", path=SYSTEM_BIN)
     if found is None:
         raise StackError(f"--replicas needs HAProxy, which is not installed: {INSTALL_HINT}")
     return found
@@ -175,7 +187,7 @@ class HAProxy(GroupProcess):
         self.bind = bind
         self.replicas = replicas
         self.limits = limits
-        self.socket_path = run_dir / "haproxy.sock"
+        self.socket_path = run_dir / SOCKET_NAME
         self.config_path = run_dir / "haproxy.cfg"
         errors = run_dir / "errors"
         errors.mkdir(parents=True, exist_ok=True)
@@ -198,9 +210,13 @@ class HAProxy(GroupProcess):
                 return
             except OSError:
                 if (code := self.exit_code()) is not None:
-                    raise StackError(f"HAProxy exited at startup (exit code {code}); see above")
+                    raise StackError(
+                        f"HAProxy exited at startup (exit code {code}); see above"
+                    ) from None
                 if time.monotonic() > deadline:
-                    raise StackError(f"HAProxy's runtime API {self.socket_path} did not answer")
+                    raise StackError(
+                        f"HAProxy's runtime API {self.socket_path} did not answer"
+                    ) from None
                 time.sleep(0.05)
 
     def stop(self, grace_s: float = 10.0) -> None:
@@ -213,16 +229,8 @@ class HAProxy(GroupProcess):
                 time.sleep(0.05)
         super().stop(grace_s)
 
-    # The runtime API: one command per connection, the answer ends when HAProxy closes it.
     def command(self, text: str, timeout_s: float = 5.0) -> str:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(timeout_s)
-            sock.connect(str(self.socket_path))
-            sock.sendall(text.encode() + b"\n")
-            chunks = []
-            while chunk := sock.recv(65536):
-                chunks.append(chunk)
-        return b"".join(chunks).decode()
+        return runtime_api(self.socket_path, text, timeout_s)
 
     def set_state(self, replica: str, state: str) -> None:
         """state: ready, drain or maint."""
@@ -256,3 +264,36 @@ class HAProxy(GroupProcess):
                     f"flight after {timeout_s:g} s, not {wanted}"
                 )
             time.sleep(0.05)
+
+
+def runtime_api(socket_path: Path, text: str, timeout_s: float = 5.0) -> str:
+    """One command; the answer ends when HAProxy closes the connection."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout_s)
+        sock.connect(str(socket_path))
+        sock.sendall(text.encode() + b"\n")
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks).decode()
+
+
+def main() -> None:
+    """python -m devstack.haproxy [--port 8000] show servers state: a command for the runtime
+    API of the HAProxy of the stack whose pipeline port is --port (no socat needed)."""
+    parser = argparse.ArgumentParser(prog="python -m devstack.haproxy", description=main.__doc__)
+    parser.add_argument("--port", type=int, default=8000, help="the stack's --pipeline-port")
+    parser.add_argument("command", nargs="+", help="e.g. show stat, set server ... state drain")
+    args = parser.parse_args()
+    path = run_dir(args.port) / SOCKET_NAME
+    try:
+        print(runtime_api(path, " ".join(args.command)), end="")
+    except OSError as error:
+        sys.exit(
+            f"no HAProxy answers on {path} ({error.strerror}): is `make run ARGS='--replicas "
+            f"N --pipeline-port {args.port}'` running?"
+        )
+
+
+if __name__ == "__main__":
+    main()

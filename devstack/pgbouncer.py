@@ -16,13 +16,14 @@ from sqlalchemy.engine import URL, make_url
 from devstack.errors import StackError
 from devstack.processes import GroupProcess
 
+SYSTEM_BIN = "/usr/sbin:/sbin"  # where Debian puts it; not on every PATH
 INSTALL_HINT = "install PgBouncer: apt-get install pgbouncer (Debian/Ubuntu; make does it as root)"
 # PgBouncer refuses to run as root; started as root, it switches to another user.
 UNPRIVILEGED_USER = "nobody"
 
 
 def require_pgbouncer() -> str:
-    found = shutil.which("pgbouncer")
+    found = shutil.which("pgbouncer") or shutil.which("pgbouncer", path=SYSTEM_BIN)
     if found is None:
         raise StackError(f"--pgbouncer needs PgBouncer, which is not installed: {INSTALL_HINT}")
     return found

@@ -6,7 +6,6 @@ import os
 import shutil
 import socket
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack
@@ -22,7 +21,7 @@ from devstack.capacity import ConnectionBudget, ensure_fits
 from devstack.embedded_postgres import EmbeddedPostgres
 from devstack.errors import StackError
 from devstack.fleet import Fleet, replica_names
-from devstack.haproxy import EdgeLimits, HAProxy, Replica
+from devstack.haproxy import EdgeLimits, HAProxy, Replica, run_dir
 from devstack.pgbouncer import PgBouncer
 from devstack.ports import ensure_free
 from devstack.probe import answers
@@ -113,11 +112,13 @@ def run_stack(
         if code := migrate.wait():
             raise StackError(f"migrating the database failed (exit code {code}); see above")
 
-        run_dir = Path(tempfile.mkdtemp(prefix="devstack-"))  # HAProxy's, PgBouncer's files
-        stack.callback(shutil.rmtree, run_dir, ignore_errors=True)
+        files = run_dir(options.pipeline_port)  # HAProxy's, PgBouncer's; the port is ours
+        shutil.rmtree(files, ignore_errors=True)
+        files.mkdir(mode=0o755)
+        stack.callback(shutil.rmtree, files, ignore_errors=True)
         budget = _connection_budget(options, database_url, say)
         if options.pgbouncer_port is not None:
-            env.update(_start_pgbouncer(options, budget, database_url, run_dir, stack, gate, say))
+            env.update(_start_pgbouncer(options, budget, database_url, files, stack, gate, say))
 
         model = Service("model service", model_url, _uvicorn(MODEL_APP, options, "model"), env)
         services = [model]
@@ -132,7 +133,7 @@ def run_stack(
         _wait_until_ready(services, options.startup_timeout_s)
         fleet = None
         if options.replicas is not None:
-            fleet = _start_fleet(options, env, run_dir, stack, gate, say)
+            fleet = _start_fleet(options, env, files, stack, gate, say)
         say(
             f"ready: pipeline service {pipeline_url} (Swagger UI {pipeline_url}/docs), "
             f"model service {model_url}. Ctrl-C stops everything."
@@ -183,7 +184,7 @@ def _start_pgbouncer(
     options: StackOptions,
     budget: ConnectionBudget,
     database_url: str,
-    run_dir: Path,
+    files: Path,
     stack: Teardown,
     gate: SignalGate,
     say: Say,
@@ -192,7 +193,7 @@ def _start_pgbouncer(
     assert options.pgbouncer_port is not None
     listen = ("127.0.0.1", options.pgbouncer_port)
     pgbouncer = PgBouncer(
-        libpq(database_url), listen, options.pgbouncer_pool, budget.pooled + 10, run_dir, os.environ
+        libpq(database_url), listen, options.pgbouncer_pool, budget.pooled + 10, files, os.environ
     )
     say(f"starting PgBouncer (transaction mode) on {listen[0]}:{listen[1]}")
     stack.callback(pgbouncer.stop)
@@ -214,14 +215,14 @@ def _start_pgbouncer(
 def _start_fleet(
     options: StackOptions,
     env: dict[str, str],
-    run_dir: Path,
+    files: Path,
     stack: Teardown,
     gate: SignalGate,
     say: Say,
 ) -> Fleet:
     replicas = options.replicas_of_fleet()
     limits = EdgeLimits(model_timeout_s=_model_timeout_s(env))
-    haproxy = HAProxy((options.host, options.pipeline_port), replicas, run_dir, limits, env)
+    haproxy = HAProxy((options.host, options.pipeline_port), replicas, files, limits, env)
     fleet = Fleet(
         replicas,
         lambda r: _uvicorn(PIPELINE_APP, options, port=r.port, host=r.host),
@@ -237,8 +238,9 @@ def _start_fleet(
     fleet.start(gate)
     say(
         f"HAProxy on {options.host}:{options.pipeline_port} spreads requests over {len(replicas)} "
-        f"replicas (X-Served-By names each); runtime API: socat - {haproxy.socket_path}; "
-        f"kill -USR1 {os.getpid()} restarts the replicas one at a time"
+        f"replicas (X-Served-By names each); its state: python -m devstack.haproxy --port "
+        f"{options.pipeline_port} show stat; kill -USR1 {os.getpid()} restarts the replicas "
+        "one at a time"
     )
     return fleet
 
