@@ -56,10 +56,10 @@ class Fleet:
         for process in self.processes.values():
             process.start(gate)
         for name in self.processes:
-            self._wait_ready(name)
+            self.wait_ready(name)
         self.haproxy.start(gate)
         for name in self.processes:
-            self._wait_in_rotation(name)
+            self.wait_in_rotation(name)
 
     def stop(self) -> None:
         """HAProxy first (no new requests; answers in flight finish), then the replicas."""
@@ -73,9 +73,9 @@ class Fleet:
         self.haproxy.wait_for(name, "DRAIN", self.drain_timeout_s)
         self.processes[name].stop()
         self.processes[name].start(gate)
-        self._wait_ready(name)
+        self.wait_ready(name)
         self.haproxy.set_state(name, "ready")
-        self._wait_in_rotation(name)
+        self.wait_in_rotation(name)
         say(f"{name} is back in rotation")
 
     def rolling_restart(self, gate: SignalGate, say: Say) -> None:
@@ -91,7 +91,7 @@ class Fleet:
                 process.stop()  # whatever is left of its group
                 process.start(gate)
 
-    def _wait_ready(self, name: str) -> None:
+    def wait_ready(self, name: str) -> None:
         deadline = time.monotonic() + self.startup_timeout_s
         process = self.processes[name]
         while not answers(self.url(name) + READY_PATH):
@@ -102,5 +102,5 @@ class Fleet:
                 raise StackError(f"{name} was not ready within {self.startup_timeout_s:g} s")
             time.sleep(0.1)
 
-    def _wait_in_rotation(self, name: str) -> None:
+    def wait_in_rotation(self, name: str) -> None:
         self.haproxy.wait_for(name, "UP", self.startup_timeout_s)

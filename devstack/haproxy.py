@@ -171,6 +171,7 @@ class ServerState:
     sessions: int  # requests it serves now
     queued: int  # requests waiting for it
     check: str  # last check's status, e.g. L7OK, L4CON
+    total: int  # requests sent to it so far
 
 
 class HAProxy(GroupProcess):
@@ -243,7 +244,11 @@ class HAProxy(GroupProcess):
         rows = csv.DictReader(io.StringIO(text))
         return {
             row["svname"]: ServerState(
-                row["status"], int(row["scur"] or 0), int(row["qcur"] or 0), row["check_status"]
+                row["status"],
+                int(row["scur"] or 0),
+                int(row["qcur"] or 0),
+                row["check_status"],
+                int(row["stot"] or 0),
             )
             for row in rows
             if row["pxname"] == BACKEND and row["svname"] not in ("FRONTEND", "BACKEND")
