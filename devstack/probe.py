@@ -1,6 +1,7 @@
-"""Does a URL answer 200? (is a service up, is a replica ready)"""
+"""Is a service up: does a URL answer 200, does a port accept connections?"""
 
 import http.client
+import socket
 import urllib.request
 
 _no_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -12,3 +13,9 @@ def answers(url: str, timeout_s: float = 2.0) -> bool:
             return bool(response.status == 200)
     except (OSError, http.client.HTTPException):
         return False
+
+
+def accepts(address: tuple[str, int]) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        return probe.connect_ex(address) == 0

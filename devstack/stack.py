@@ -4,7 +4,6 @@ them; on the way out stop all of it, in reverse."""
 
 import os
 import shutil
-import socket
 import sys
 import time
 from collections.abc import Callable
@@ -24,7 +23,7 @@ from devstack.fleet import Fleet, replica_names
 from devstack.haproxy import EdgeLimits, HAProxy, Replica, run_dir
 from devstack.pgbouncer import PgBouncer
 from devstack.ports import ensure_free
-from devstack.probe import answers
+from devstack.probe import accepts, answers
 from devstack.processes import GroupProcess
 from devstack.signals import SignalFlag, SignalGate
 from pipeline_service.config import Settings
@@ -199,7 +198,7 @@ def _start_pgbouncer(
     stack.callback(pgbouncer.stop)
     pgbouncer.start(gate)
     deadline = time.monotonic() + options.startup_timeout_s
-    while not _accepts(listen):
+    while not accepts(listen):
         if (code := pgbouncer.exit_code()) is not None:
             raise StackError(f"PgBouncer exited during startup (exit code {code}); see above")
         if time.monotonic() > deadline:
@@ -250,12 +249,6 @@ def _model_timeout_s(env: dict[str, str]) -> float:
         return float(env.get("MODEL_TIMEOUT_S") or 5.0)
     except ValueError:
         return 5.0  # the service itself refuses it, with the reason
-
-
-def _accepts(address: tuple[str, int]) -> bool:
-    with socket.socket() as probe:
-        probe.settimeout(1)
-        return probe.connect_ex(address) == 0
 
 
 def libpq(database_url: str) -> str:
