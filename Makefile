@@ -35,13 +35,16 @@ run: $(STAMP) $(if $(findstring --replicas,$(ARGS))$(findstring --pgbouncer,$(AR
 psql: $(STAMP)
 	$(BIN)/python -m devstack.psql $(ARGS)
 
-# The benchmark (bench/): starts the stack like `make run`, prints a markdown table.
-# BENCH_ARGS passes options, e.g. make bench BENCH_ARGS="--sizes 1920x1080 --seconds 10".
+# The benchmark (bench/): starts the stack like `make run`, prints a markdown table, then the
+# fleet rows (HAProxy, 1 vs 2 replicas). BENCH_ARGS passes options, e.g.
+# make bench BENCH_ARGS="--sizes 1920x1080 --seconds 10", or BENCH_ARGS=--inserts for the
+# run-insert ceiling of PostgreSQL. One benchmark at a time on the machine (flock).
+BENCH_LOCK := flock /tmp/bench.lock
 bench: $(STAMP) bench-tools fleet-tools
-	$(BIN)/python -m bench $(BENCH_ARGS)
+	$(BENCH_LOCK) $(BIN)/python -m bench $(BENCH_ARGS)
 
 bench-memory: $(STAMP) bench-tools
-	$(BIN)/python -m bench --memory $(BENCH_ARGS)
+	$(BENCH_LOCK) $(BIN)/python -m bench --memory $(BENCH_ARGS)
 
 bench-tools:
 	@command -v wrk >/dev/null 2>&1 || { \
