@@ -63,6 +63,7 @@ async def service(url: str, listen_url: str, pooler: bool) -> AsyncIterator[http
         db_transaction_pooler=pooler,
         db_pool_size=8,
         pipeline_admin_token=TOKEN,
+        gc_freeze=False,  # apps started many times in one process
     )
     app = create_app(settings, model_transport=model_transport(detection_probability=1.0))
     async with app_client(app) as client:
