@@ -70,11 +70,13 @@ class Fleet:
     def restart(self, name: str, gate: SignalGate, say: Say) -> None:
         say(f"restarting {name}: draining it")
         self.haproxy.set_state(name, "drain")
-        self.haproxy.wait_for(name, "DRAIN", self.drain_timeout_s)
-        self.processes[name].stop()
-        self.processes[name].start(gate)
-        self.wait_ready(name)
-        self.haproxy.set_state(name, "ready")
+        try:
+            self.haproxy.wait_for(name, "DRAIN", self.drain_timeout_s)
+            self.processes[name].stop()
+            self.processes[name].start(gate)
+            self.wait_ready(name)
+        finally:  # back in HAProxy's hands either way: its checks decide
+            self.haproxy.set_state(name, "ready")
         self.wait_in_rotation(name)
         say(f"{name} is back in rotation")
 

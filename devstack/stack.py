@@ -318,8 +318,11 @@ def _watch(
                 raise StackError(f"HAProxy exited unexpectedly ({fleet.haproxy.exit_code()})")
             fleet.replace_exited(gate, say)
             if restart is not None and restart.take():
-                fleet.rolling_restart(gate, say)
-                say("rolling restart done")
+                try:
+                    fleet.rolling_restart(gate, say)
+                    say("rolling restart done")
+                except StackError as error:  # the fleet serves on; say why it stopped
+                    say(f"rolling restart stopped: {error}")
         time.sleep(0.5)
 
 

@@ -23,6 +23,7 @@ from devstack.probe import accepts
 from devstack.signals import SignalGate
 from pipeline_service.app import create_app
 from pipeline_service.config import Settings
+from tests.fixtures.database import checking_connection
 from tests.fixtures.fleet import require
 from tests.fixtures.images import unique_jpeg
 from tests.fixtures.pipelines import AUTH, TOKEN, definition, eventually, listener_pids
@@ -37,11 +38,11 @@ CONCURRENCY = 16
 
 
 @pytest.fixture(scope="module")
-def pgbouncer_url(database_url: str) -> Iterator[str]:
+def pgbouncer_url(own_database_url: str) -> Iterator[str]:
     require("pgbouncer")
     run_dir = Path(tempfile.mkdtemp(prefix="pgbouncer-test-"))
     listen = ("127.0.0.1", free_port())
-    bouncer = PgBouncer(database_url, listen, SERVER_CONNECTIONS, 200, run_dir, os.environ)
+    bouncer = PgBouncer(own_database_url, listen, SERVER_CONNECTIONS, 200, run_dir, os.environ)
     bouncer.start(SignalGate())
     try:
         deadline = time.monotonic() + 30
@@ -83,7 +84,8 @@ async def process_many(client: httpx.AsyncClient, seed: int) -> list[httpx.Respo
 
 
 async def server_connections(db: asyncpg.Connection) -> int:
-    """Backends on the test database other than this one and the LISTEN connections."""
+    """Backends on this module's database other than this one and the LISTEN connections:
+    PgBouncer's server connections."""
     return await db.fetchval(
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
         "AND pid <> pg_backend_pid() AND application_name <> 'pipeline-change-listener'"
@@ -91,9 +93,12 @@ async def server_connections(db: asyncpg.Connection) -> int:
 
 
 async def test_the_service_runs_through_pgbouncer_in_transaction_mode(
-    pgbouncer_url: str, database_url: str, db: asyncpg.Connection
+    pgbouncer_url: str, own_database_url: str
 ) -> None:
-    async with service(pgbouncer_url, database_url, pooler=True) as client:
+    async with (
+        service(pgbouncer_url, own_database_url, pooler=True) as client,
+        checking_connection(own_database_url) as db,
+    ):
         answers = await process_many(client, 70_000)
         assert [a.status_code for a in answers] == [200] * REQUESTS, answers[0].text
         run_ids = [a.json()["run_id"] for a in answers]
@@ -120,9 +125,12 @@ async def test_the_service_runs_through_pgbouncer_in_transaction_mode(
 
 
 async def test_the_listener_goes_direct_and_hears_a_change_by_hand(
-    pgbouncer_url: str, database_url: str, db: asyncpg.Connection
+    pgbouncer_url: str, own_database_url: str
 ) -> None:
-    async with service(pgbouncer_url, database_url, pooler=True) as client:
+    async with (
+        service(pgbouncer_url, own_database_url, pooler=True) as client,
+        checking_connection(own_database_url) as db,
+    ):
         created = await client.post("/pipelines", json=definition(), headers=AUTH)
         assert created.status_code == 201, created.text
         pipeline_id = created.json()["id"]
@@ -140,10 +148,10 @@ async def test_the_listener_goes_direct_and_hears_a_change_by_hand(
 
 
 async def test_without_the_setting_prepared_statements_break(
-    pgbouncer_url: str, database_url: str
+    pgbouncer_url: str, own_database_url: str
 ) -> None:
     """The control: asyncpg's and SQLAlchemy's statement caches keep named statements on
     server connections that PgBouncer then lends to other clients."""
-    async with service(pgbouncer_url, database_url, pooler=False) as client:
+    async with service(pgbouncer_url, own_database_url, pooler=False) as client:
         answers = await process_many(client, 72_000)
     assert any(a.status_code != 200 for a in answers)

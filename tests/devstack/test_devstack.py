@@ -326,8 +326,9 @@ def test_postgres_left_by_a_killed_launcher_is_adopted_and_stopped(workdir: Path
 
 
 def test_fleet_behind_haproxy_with_pgbouncer_restarts_rolling_and_stops_cleanly(
-    workdir: Path, database_url: str
+    workdir: Path, own_database_url: str
 ) -> None:
+    database_url = own_database_url  # counted below: no other test's connections on it
     require("haproxy")
     require("pgbouncer")
     port, model_port, replica_port, pgbouncer_port = (free_port() for _ in range(4))
@@ -379,11 +380,11 @@ def test_a_fleet_that_would_exceed_max_connections_is_refused(
 ) -> None:
     ports = ["--pipeline-port", str(free_port()), "--model-port", str(free_port())]
     refused = run_devstack(
-        [*ports, "--replicas", "40", "--replica-port", str(free_port()), "--workers", "1"],
-        launch_env(DATABASE_URL=database_url),
+        [*ports, "--replicas", "2", "--replica-port", str(free_port()), "--workers", "1"],
+        launch_env(DATABASE_URL=database_url, DB_POOL_SIZE="60"),
     )
     assert refused.returncode == 1
     [line] = [line for line in refused.stderr.splitlines() if "error" in line]
-    assert "40 replica(s) x 1 worker(s) x (10 + 10 overflow + 1 listener) = 840" in line, line
+    assert "2 replica(s) x 1 worker(s) x (60 + 60 overflow + 1 listener) = 242" in line, line
     assert "--pgbouncer" in line and "Traceback" not in refused.stderr
     assert "starting the model service" not in refused.stdout

@@ -10,7 +10,7 @@ import signal
 import statistics
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import asyncpg
@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from devstack.haproxy import EdgeLimits
+from tests.fixtures.database import checking_connection
 from tests.fixtures.fleet import Load, TestFleet, require, running_fleet
 from tests.fixtures.images import jpeg_bytes
 from tests.fixtures.pipelines import AUTH, definition
@@ -40,10 +41,17 @@ def steps(width: int) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def fleet(database_url: str) -> Iterator[TestFleet]:
+def fleet(own_database_url: str) -> Iterator[TestFleet]:
     require("haproxy")
-    with running_fleet(database_url, REPLICAS, LIMITS) as running:
+    with running_fleet(own_database_url, REPLICAS, LIMITS) as running:
         yield running
+
+
+@pytest.fixture
+async def own_db(own_database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to the fleet's database (this module's own: only its runs are in it)."""
+    async with checking_connection(own_database_url) as conn:
+        yield conn
 
 
 @pytest.fixture(scope="module")
@@ -144,8 +152,9 @@ async def test_a_change_through_one_replica_reaches_every_replica_within_a_secon
 
 
 async def test_rolling_restart_under_load_fails_no_request(
-    fleet: TestFleet, small_jpeg: bytes, db: asyncpg.Connection
+    fleet: TestFleet, small_jpeg: bytes, own_db: asyncpg.Connection
 ) -> None:
+    db = own_db
     pipeline_id, _ = await new_pipeline(fleet)
     pids_before = {name: p.process.pid for name, p in fleet.fleet.processes.items()}
     before = await max_run_id(db)
@@ -169,8 +178,9 @@ async def test_rolling_restart_under_load_fails_no_request(
 
 
 async def test_a_killed_replica_costs_only_its_requests_in_flight(
-    fleet: TestFleet, small_jpeg: bytes, db: asyncpg.Connection
+    fleet: TestFleet, small_jpeg: bytes, own_db: asyncpg.Connection
 ) -> None:
+    db = own_db
     pipeline_id, _ = await new_pipeline(fleet)
     victim = "pipeline-2"
     before = await max_run_id(db)
