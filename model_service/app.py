@@ -18,6 +18,7 @@ from model_service.base64_check import decoded_size
 from model_service.config import ModelSettings
 from model_service.errors import SimulatedFailure
 from service_kit import ops_routes
+from service_kit.docs import serve_docs
 from service_kit.errors import FieldProblem, InvalidRequest
 from service_kit.gc_freeze import startup_objects_frozen
 from service_kit.logs import configure_logging
@@ -84,10 +85,17 @@ def create_app(settings: ModelSettings | None = None) -> FastAPI:
         finally:
             forget_this_process()
 
-    app = FastAPI(title="Model service (mock car detector)", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="Model service (mock car detector)",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,  # served by serve_docs, without a CDN
+        redoc_url=None,
+    )
     install_problem_handlers(app)
     app.add_middleware(ObserveRequests, replica_name=settings.replica_name)
     app.include_router(ops_routes.router)
+    serve_docs(app)
 
     @app.get(
         "/readyz",
