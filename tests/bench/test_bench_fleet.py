@@ -2,7 +2,6 @@
 insert-ceiling mode (runs really stored, PostgreSQL's CPU read). Speed is never asserted."""
 
 import asyncio
-import socket
 from pathlib import Path
 
 import asyncpg
@@ -13,24 +12,17 @@ import pytest
 from bench import fleet, inserts
 from bench.stack import REPLICA_OFFSET, running_stack
 from tests.bench.test_bench_cli import bench_row
-from tests.fixtures.fleet import require
-from tests.fixtures.processes import free_port
+from tests.fixtures.fleet import free_ports_in_a_row, ports_free, require
 
 pytestmark = pytest.mark.subprocess
 
 
 def fleet_port() -> int:
-    """A free port p with p+1 (model) and the replicas' p+10, p+11 free too."""
+    """A port p with p+1 (model) and the replicas' p+10, p+11 free too."""
     while True:
-        port = free_port()
-        wanted = (port + 1, port + REPLICA_OFFSET, port + REPLICA_OFFSET + 1)
-        if all(_free(p) for p in wanted):
+        port = free_ports_in_a_row(2)
+        if ports_free(port + REPLICA_OFFSET, 2):
             return port
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) != 0
 
 
 def test_the_bench_stack_runs_a_fleet_and_finds_each_tier(

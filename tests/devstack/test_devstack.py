@@ -27,7 +27,7 @@ import psutil
 import pytest
 
 from devstack.embedded_postgres import EmbeddedPostgres
-from tests.fixtures.fleet import require
+from tests.fixtures.fleet import free_ports_in_a_row, require
 from tests.fixtures.images import jpeg_bytes
 from tests.fixtures.processes import ROOT, free_port
 
@@ -331,7 +331,8 @@ def test_fleet_behind_haproxy_with_pgbouncer_restarts_rolling_and_stops_cleanly(
     database_url = own_database_url  # counted below: no other test's connections on it
     require("haproxy")
     require("pgbouncer")
-    port, model_port, replica_port, pgbouncer_port = (free_port() for _ in range(4))
+    port, model_port, pgbouncer_port = (free_port() for _ in range(3))
+    replica_port = free_ports_in_a_row(2)
     args = [
         "--pipeline-port", str(port), "--model-port", str(model_port),
         "--replicas", "2", "--replica-port", str(replica_port), "--workers", "1",
@@ -379,8 +380,9 @@ def test_a_fleet_that_would_exceed_max_connections_is_refused(
     workdir: Path, database_url: str
 ) -> None:
     ports = ["--pipeline-port", str(free_port()), "--model-port", str(free_port())]
+    ports += ["--replica-port", str(free_ports_in_a_row(2))]
     refused = run_devstack(
-        [*ports, "--replicas", "2", "--replica-port", str(free_port()), "--workers", "1"],
+        [*ports, "--replicas", "2", "--workers", "1"],
         launch_env(DATABASE_URL=database_url, DB_POOL_SIZE="60"),
     )
     assert refused.returncode == 1
