@@ -7,7 +7,6 @@ import httpx
 from fastapi import FastAPI
 
 from pipeline_service.api import health, pipelines, preview, process, results, steps
-from pipeline_service.api.openapi_problems import document_problems
 from pipeline_service.api.problems import install_pipeline_problem_handlers
 from pipeline_service.api.upload_limit import UploadLimit
 from pipeline_service.config import Settings, get_settings
@@ -46,7 +45,6 @@ def create_app(
         redoc_url=None,
     )
     install_pipeline_problem_handlers(app)
-    document_problems(app)
     app.add_middleware(UploadLimit, max_bytes=settings.max_upload_bytes)
     # outermost: logs and counts even a refused upload
     app.add_middleware(ObserveRequests, replica_name=settings.replica_name)
