@@ -46,7 +46,8 @@ def create_app(
     )
     install_pipeline_problem_handlers(app)
     app.add_middleware(UploadLimit, max_bytes=settings.max_upload_bytes)
-    app.add_middleware(ObserveRequests)  # outermost: logs and counts even a refused upload
+    # outermost: logs and counts even a refused upload
+    app.add_middleware(ObserveRequests, replica_name=settings.replica_name)
     app.include_router(process.router)
     app.include_router(steps.router)
     app.include_router(preview.router)

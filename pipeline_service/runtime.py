@@ -47,12 +47,18 @@ class Runtime:
 async def open_runtime(
     settings: Settings, model_transport: httpx.AsyncBaseTransport | None = None
 ) -> AsyncIterator[Runtime]:
-    db = create_engine(settings.database_url, settings.db_pool_size, settings.db_pool_pre_ping)
+    db = create_engine(
+        settings.database_url,
+        settings.db_pool_size,
+        settings.db_pool_pre_ping,
+        max_overflow=settings.max_overflow,
+        transaction_pooler=settings.db_transaction_pooler,
+    )
     watch_pool(db)
     store = PipelineStore(db)
     cache = PipelineCache(store.load_active)
     listener = PipelineChangeListener(
-        libpq_url(settings.database_url), cache.invalidate, cache.set_listening
+        libpq_url(settings.listen_url), cache.invalidate, cache.set_listening
     )
     model = ModelClient(
         settings.model_service_url,
