@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-fast lint run psql bench bench-memory bench-tools migrate compose-check clean
+.PHONY: install test test-fast lint run psql bench bench-memory bench-tools fleet-tools migrate compose-check clean
 
 $(STAMP): pyproject.toml
 	@echo "make: installing the project into $(VENV)/ (2-3 minutes the first time)"
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) fleet-tools
 	$(BIN)/python -m pytest
 
 # The quick loop: every test that starts no process of its own (marker `subprocess`)
@@ -27,20 +27,24 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 # The whole stack until Ctrl-C (see docs/operations.md); e.g. make run ARGS='--pipeline-port 8080'
-run: $(STAMP)
+# or a fleet, make run ARGS='--replicas 3' (docs/scaling.md), which needs HAProxy.
+run: $(STAMP) $(if $(findstring --replicas,$(ARGS))$(findstring --pgbouncer,$(ARGS)),fleet-tools)
 	$(BIN)/python -m devstack $(ARGS)
 
 # psql on the stack's database (the embedded one, or DATABASE_URL)
 psql: $(STAMP)
 	$(BIN)/python -m devstack.psql $(ARGS)
 
-# The benchmark (bench/): starts the stack like `make run`, prints a markdown table.
-# BENCH_ARGS passes options, e.g. make bench BENCH_ARGS="--sizes 1920x1080 --seconds 10".
-bench: $(STAMP) bench-tools
-	$(BIN)/python -m bench $(BENCH_ARGS)
+# The benchmark (bench/): starts the stack like `make run`, prints a markdown table, then the
+# fleet rows (HAProxy, 1 vs 2 replicas). BENCH_ARGS passes options, e.g.
+# make bench BENCH_ARGS="--sizes 1920x1080 --seconds 10", or BENCH_ARGS=--inserts for the
+# run-insert ceiling of PostgreSQL. One benchmark at a time on the machine (flock).
+BENCH_LOCK := flock /tmp/bench.lock
+bench: $(STAMP) bench-tools fleet-tools
+	$(BENCH_LOCK) $(BIN)/python -m bench $(BENCH_ARGS)
 
 bench-memory: $(STAMP) bench-tools
-	$(BIN)/python -m bench --memory $(BENCH_ARGS)
+	$(BENCH_LOCK) $(BIN)/python -m bench --memory $(BENCH_ARGS)
 
 bench-tools:
 	@command -v wrk >/dev/null 2>&1 || { \
@@ -49,6 +53,22 @@ bench-tools:
 	  else \
 	    echo "make bench needs wrk: install it (Debian/Ubuntu: sudo apt-get install wrk)"; exit 1; \
 	  fi; }
+
+# HAProxy and PgBouncer (Debian packages) for a fleet: `make run ARGS='--replicas 3'`, its
+# tests and the bench's fleet row. Installed when missing and root; otherwise one line says
+# what to install (the tests that need them are then skipped, saying why).
+fleet-tools:
+	@missing=""; for tool in haproxy pgbouncer; do \
+	  command -v $$tool >/dev/null 2>&1 || [ -x /usr/sbin/$$tool ] || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "make: installing$$missing (apt-get)"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing; } \
+	      || echo "make: could not install$$missing; the tests that need it will be skipped"; \
+	  else \
+	    echo "make: a fleet needs$$missing: install it (Debian/Ubuntu: sudo apt-get install$$missing)"; \
+	  fi; \
+	fi
 
 migrate: $(STAMP)
 	$(BIN)/python -m pipeline_service.db.migrate

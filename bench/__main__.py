@@ -1,7 +1,9 @@
 """The benchmark: the compute floor, then wrk against the running stack; one markdown table.
 
-python -m bench              # what `make bench` runs: floor + 3 sizes x 3 concurrencies
+python -m bench              # what `make bench` runs: floor + 3 sizes x 3 concurrencies,
+                             # then the fleet rows (HAProxy, 1 vs 2 replicas; bench/fleet.py)
 python -m bench --memory     # what `make bench-memory` runs: RSS after 2,000 and 20,000
+python -m bench --inserts    # the run-insert ceiling of one PostgreSQL (bench/inserts.py)
 """
 
 import argparse
@@ -27,7 +29,8 @@ from bench.wrk import LoadResult, run_wrk
 from pipeline_service.pipeline.steps.image import decode_flag
 
 IMAGE_DIRS = [ROOT.parent / "shared" / "images", ROOT.parents[1] / "shared" / "images"]
-GROUPS = ("pipeline", "model", "postgres")
+GROUPS = ("pipeline", "model", "postgres", "haproxy")
+TABLE_CPU = ("pipeline", "model", "postgres", "wrk")  # the main table's CPU columns
 
 
 @dataclass(frozen=True)
@@ -116,10 +119,12 @@ def measured_run(
     seconds: float,
     before: floor.Floor,
     measure_floor: Callable[[], floor.Floor],
+    url: str | None = None,
 ) -> Row:
-    """One row: wrk for `seconds`, then the floor again (`before` was measured just before)."""
+    """One row: wrk for `seconds` against `url` (default: the stack's), then the floor again
+    (`before` was measured just before)."""
     runs_before, cpu_before = count_runs(stack), per_process(stack, cpu_seconds)
-    load = run_wrk(stack.url, image, concurrency, seconds)
+    load = run_wrk(url or stack.url, image, concurrency, seconds)
     used = cpu_used(cpu_before, per_process(stack, cpu_seconds))
     runs_after = count_runs(stack)
     after = measure_floor()
@@ -142,7 +147,7 @@ def table_row(r: Row) -> str:
     load = r.load
     errors = f"{load.errors}" + (f" ({load.statuses})" if load.statuses else "")
     stored = "yes" if r.runs_stored == load.ok else f"**NO**: {r.runs_stored} runs, {load.ok} 200s"
-    cpu = " / ".join(f"{r.cpu_ms[g]:.1f}" for g in (*GROUPS, "wrk"))
+    cpu = " / ".join(f"{r.cpu_ms[g]:.1f}" for g in TABLE_CPU)
     return (
         f"| {r.image} | {r.concurrency} | {load.requests_per_s:.1f} "
         f"| {load.requests_per_s * 60:,.0f} | {load.p50_ms:.1f} | {load.p99_ms:.1f} | {errors} "
@@ -373,12 +378,30 @@ def main() -> None:
         default=int(os.environ.get("MODEL_WORKERS") or 1),
         help="model service uvicorn workers (default: $MODEL_WORKERS, else 1)",
     )
+    parser.add_argument("--fleet", action="store_true", help="only the fleet rows")
+    parser.add_argument("--no-fleet", action="store_true", help="without the fleet rows")
+    parser.add_argument(
+        "--inserts", action="store_true", help="the run-insert ceiling of PostgreSQL instead"
+    )
     args = parser.parse_args()
     args.concurrency_given = args.concurrency is not None
     args.concurrency = args.concurrency or "8,32,64"
+    if args.inserts:
+        from bench import inserts
+
+        inserts.run(args.seconds, args.concurrency if args.concurrency_given else None)
+        return
     cv2.setNumThreads(1)
     images = find_images(args.images)
-    (memory if args.memory else throughput)(args, images)
+    if args.memory:
+        memory(args, images)
+        return
+    if not args.fleet:
+        throughput(args, images)
+    if not args.no_fleet:
+        from bench import fleet
+
+        fleet.run(args, images, measured_run)
 
 
 if __name__ == "__main__":

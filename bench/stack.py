@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = ROOT / ".data" / "bench"
 READY_TIMEOUT_S = 120
 LOG_TAIL_LINES = 20
+REPLICA_OFFSET = 10  # the first replica's port, from the stack's
 
 
 @dataclass(frozen=True)
@@ -29,10 +30,20 @@ class Stack:
     database_url: str  # libpq form, for counting the runs
     launcher: psutil.Process
 
+    def replica_url(self, index: int = 0) -> str:
+        """A replica of a fleet, directly (not through HAProxy)."""
+        port = int(self.url.rsplit(":", 1)[1]) + REPLICA_OFFSET + index
+        return f"http://127.0.0.1:{port}"
+
     def processes(self) -> dict[str, list[psutil.Process]]:
         """The stack's live processes: the services' (uvicorn and its workers) and the
         PostgreSQL backends serving this database."""
-        groups: dict[str, list[psutil.Process]] = {"pipeline": [], "model": [], "postgres": []}
+        groups: dict[str, list[psutil.Process]] = {
+            "pipeline": [],
+            "model": [],
+            "postgres": [],
+            "haproxy": [],
+        }
         for proc in self.launcher.children(recursive=True):
             group = _service_of(proc)
             if group:
@@ -52,6 +63,8 @@ def _service_of(proc: psutil.Process) -> str | None:
                 return "pipeline"
             if any("model_service.app" in arg for arg in cmdline):
                 return "model"
+            if cmdline and Path(cmdline[0]).name == "haproxy":
+                return "haproxy"
     return None
 
 
@@ -69,12 +82,18 @@ async def _backend_pids(database_url: str) -> list[int]:
 
 @contextmanager
 def running_stack(
-    port: int, workers: int | None, model_workers: int | None, data_dir: Path = DATA_DIR
+    port: int,
+    workers: int | None,
+    model_workers: int | None,
+    data_dir: Path = DATA_DIR,
+    replicas: int | None = None,
 ) -> Iterator[Stack]:
     """`python -m devstack`, as `make run` starts it, with the pipeline service on `port` and
     the model service on `port + 1`; PostgreSQL at DATABASE_URL, else the embedded one (kept
     in `data_dir`, apart from the one `make run` uses). The services' logs go to
-    `log_path(data_dir)`; the launcher's own lines are shown. Stopped on the way out."""
+    `log_path(data_dir)`; the launcher's own lines are shown. Stopped on the way out.
+    `replicas`: that many pipeline-service replicas behind HAProxy on `port`, the replicas on
+    `port + 10` and up (`Stack.replica_url`)."""
     command = [sys.executable, "-m", "devstack", "--no-access-log"]
     command += ["--pipeline-port", str(port), "--model-port", str(port + 1)]
     command += ["--data-dir", str(data_dir)]
@@ -82,6 +101,8 @@ def running_stack(
         command += ["--workers", str(workers)]
     if model_workers:
         command += ["--model-workers", str(model_workers)]
+    if replicas:
+        command += ["--replicas", str(replicas), "--replica-port", str(port + REPLICA_OFFSET)]
     log = log_path(data_dir)
     log.parent.mkdir(parents=True, exist_ok=True)
     print(f"the services' logs: {log}", file=sys.stderr, flush=True)

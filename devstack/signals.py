@@ -62,3 +62,27 @@ class SignalGate:
         if not self._raised:
             self._raised = True
             raise ShutdownRequested(signum)
+
+
+class SignalFlag:
+    """Remembers that a signal (e.g. SIGUSR1: restart the replicas) arrived, to be acted on by
+    the main loop, outside the handler."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        self._raised = False
+        self._previous: object = None
+
+    def install(self) -> None:
+        self._previous = signal.signal(self.signum, self._handle)
+
+    def restore(self) -> None:
+        signal.signal(self.signum, self._previous)  # type: ignore[arg-type]
+
+    def _handle(self, _signum: int, _frame: FrameType | None) -> None:
+        self._raised = True
+
+    def take(self) -> bool:
+        """Whether it arrived since the last call."""
+        raised, self._raised = self._raised, False
+        return raised

@@ -1,25 +1,32 @@
-"""Start the stack in order (PostgreSQL, migrations + seed, model service, pipeline service),
-wait until both services answer, then watch them; on the way out stop all of it, in reverse."""
+"""Start the stack in order (PostgreSQL, migrations + seed, PgBouncer if asked, model service,
+pipeline service or its replicas behind HAProxy), wait until the services answer, then watch
+them; on the way out stop all of it, in reverse."""
 
-import http.client
 import os
+import shutil
 import sys
 import time
-import urllib.request
 from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from devstack.capacity import ConnectionBudget, ensure_fits
 from devstack.embedded_postgres import EmbeddedPostgres
 from devstack.errors import StackError
+from devstack.fleet import Fleet, replica_names
+from devstack.haproxy import EdgeLimits, HAProxy, Replica, run_dir
+from devstack.pgbouncer import PgBouncer
 from devstack.ports import ensure_free
+from devstack.probe import accepts, answers
 from devstack.processes import GroupProcess
-from devstack.signals import SignalGate
+from devstack.signals import SignalFlag, SignalGate
+from pipeline_service.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINE_APP = "pipeline_service.app:create_app"
@@ -43,6 +50,15 @@ class StackOptions:
     database_url: str | None
     access_log: bool
     startup_timeout_s: float
+    # A fleet: this many replicas behind HAProxy (on pipeline_port), on replica_port and up.
+    replicas: int | None = None
+    replica_port: int = 0
+    pgbouncer_port: int | None = None  # PgBouncer in front of PostgreSQL on this port
+    pgbouncer_pool: int = 20
+
+    def replicas_of_fleet(self) -> list[Replica]:
+        names = replica_names(self.replicas or 0)
+        return [Replica(name, "127.0.0.1", self.replica_port + i) for i, name in enumerate(names)]
 
 
 class Service(GroupProcess):
@@ -70,11 +86,13 @@ class Teardown(ExitStack):
 DEV_ADMIN_TOKEN = "dev-admin-token"
 
 
-def run_stack(options: StackOptions, gate: SignalGate, say: Say) -> None:
+def run_stack(
+    options: StackOptions, gate: SignalGate, say: Say, restart: SignalFlag | None = None
+) -> None:
     """Runs until a stop signal (ShutdownRequested) or a failure (StackError); either way
-    everything started here is stopped before this returns."""
-    ensure_free(options.host, options.pipeline_port, "pipeline service", "--pipeline-port")
-    ensure_free(options.host, options.model_port, "model service", "--model-port")
+    everything started here is stopped before this returns. `restart` (SIGUSR1) restarts the
+    replicas of a fleet one at a time."""
+    _ensure_ports_free(options)
     stack = Teardown()
     try:
         database_url = _database(options, stack, say)
@@ -95,15 +113,28 @@ def run_stack(options: StackOptions, gate: SignalGate, say: Say) -> None:
         if code := migrate.wait():
             raise StackError(f"migrating the database failed (exit code {code}); see above")
 
-        services = [
-            Service("model service", model_url, _uvicorn(MODEL_APP, options, "model"), env),
-            Service("pipeline service", pipeline_url, _uvicorn(PIPELINE_APP, options), env),
-        ]
+        files = run_dir(options.pipeline_port)  # HAProxy's, PgBouncer's; the port is ours
+        shutil.rmtree(files, ignore_errors=True)
+        files.mkdir(mode=0o755)
+        stack.callback(shutil.rmtree, files, ignore_errors=True)
+        budget = _connection_budget(options, database_url, say)
+        if options.pgbouncer_port is not None:
+            env.update(_start_pgbouncer(options, budget, database_url, files, stack, gate, say))
+
+        model = Service("model service", model_url, _uvicorn(MODEL_APP, options, "model"), env)
+        services = [model]
+        if options.replicas is None:
+            services.append(
+                Service("pipeline service", pipeline_url, _uvicorn(PIPELINE_APP, options), env)
+            )
         for service in services:
             say(f"starting the {service.name} on {service.url}")
             stack.callback(service.stop)  # stopped in reverse: pipeline, model, PostgreSQL
             service.start(gate)
         _wait_until_ready(services, options.startup_timeout_s)
+        fleet = None
+        if options.replicas is not None:
+            fleet = _start_fleet(options, env, files, stack, gate, say)
         say(
             f"ready: pipeline service {pipeline_url} (Swagger UI {pipeline_url}/docs), "
             f"model service {model_url}. Ctrl-C stops everything."
@@ -113,13 +144,117 @@ def run_stack(options: StackOptions, gate: SignalGate, say: Say) -> None:
                 f"pipeline admin token (development only): {DEV_ADMIN_TOKEN} -- send "
                 f"'Authorization: Bearer {DEV_ADMIN_TOKEN}'; set PIPELINE_ADMIN_TOKEN to choose one"
             )
-        _watch(services)
+        _watch(services, fleet, gate, say, restart)
     finally:
         gate.hold_forever()  # a second Ctrl-C must not cut the cleanup short
         if stack.used:
             say("stopping everything")
             stack.close()
             say("stopped; nothing of the stack is left running")
+
+
+def _ensure_ports_free(options: StackOptions) -> None:
+    ensure_free(options.host, options.pipeline_port, "pipeline service", "--pipeline-port")
+    ensure_free(options.host, options.model_port, "model service", "--model-port")
+    for replica in options.replicas_of_fleet():
+        ensure_free(replica.host, replica.port, replica.name, "--replica-port")
+    if options.pgbouncer_port is not None:
+        ensure_free("127.0.0.1", options.pgbouncer_port, "PgBouncer", "--pgbouncer-port")
+
+
+def _connection_budget(options: StackOptions, database_url: str, say: Say) -> ConnectionBudget:
+    """What the pipeline service's processes may open, checked against max_connections."""
+    try:
+        settings = Settings(database_url=database_url)
+    except ValidationError as error:
+        first = error.errors()[0]
+        raise StackError(f"setting {first['loc'][0]}: {first['msg']}") from None
+    budget = ConnectionBudget(
+        options.replicas or 1,
+        options.workers,
+        settings.db_pool_size,
+        settings.max_overflow,
+        options.pgbouncer_pool if options.pgbouncer_port is not None else None,
+    )
+    available = ensure_fits(libpq(database_url), budget)
+    say(f"connections: {budget.explain()} of the {available} PostgreSQL accepts")
+    return budget
+
+
+def _start_pgbouncer(
+    options: StackOptions,
+    budget: ConnectionBudget,
+    database_url: str,
+    files: Path,
+    stack: Teardown,
+    gate: SignalGate,
+    say: Say,
+) -> dict[str, str]:
+    """PgBouncer started; returns the services' settings that route through it."""
+    assert options.pgbouncer_port is not None
+    listen = ("127.0.0.1", options.pgbouncer_port)
+    pgbouncer = PgBouncer(
+        libpq(database_url), listen, options.pgbouncer_pool, budget.pooled + 10, files, os.environ
+    )
+    say(f"starting PgBouncer (transaction mode) on {listen[0]}:{listen[1]}")
+    stack.callback(pgbouncer.stop)
+    pgbouncer.start(gate)
+    deadline = time.monotonic() + options.startup_timeout_s
+    while not accepts(listen):
+        if (code := pgbouncer.exit_code()) is not None:
+            raise StackError(f"PgBouncer exited during startup (exit code {code}); see above")
+        if time.monotonic() > deadline:
+            raise StackError(f"PgBouncer did not listen within {options.startup_timeout_s:g} s")
+        time.sleep(0.05)
+    return {
+        "DATABASE_URL": pgbouncer.url,
+        "LISTEN_DATABASE_URL": database_url,
+        "DB_TRANSACTION_POOLER": "true",
+    }
+
+
+def _start_fleet(
+    options: StackOptions,
+    env: dict[str, str],
+    files: Path,
+    stack: Teardown,
+    gate: SignalGate,
+    say: Say,
+) -> Fleet:
+    replicas = options.replicas_of_fleet()
+    limits = EdgeLimits(model_timeout_s=_model_timeout_s(env))
+    haproxy = HAProxy((options.host, options.pipeline_port), replicas, files, limits, env)
+    fleet = Fleet(
+        replicas,
+        lambda r: _uvicorn(PIPELINE_APP, options, port=r.port, host=r.host),
+        env,
+        haproxy,
+        ROOT,
+        options.startup_timeout_s,
+        drain_timeout_s=limits.server_s,
+    )
+    where = ", ".join(f"{r.name} {fleet.url(r.name)}" for r in replicas)
+    say(f"starting {len(replicas)} pipeline-service replicas ({where}) behind HAProxy")
+    stack.callback(fleet.stop)
+    fleet.start(gate)
+    say(
+        f"HAProxy on {options.host}:{options.pipeline_port} spreads requests over {len(replicas)} "
+        f"replicas (X-Served-By names each); its state: python -m devstack.haproxy --port "
+        f"{options.pipeline_port} show stat; kill -USR1 {os.getpid()} restarts the replicas "
+        "one at a time"
+    )
+    return fleet
+
+
+def _model_timeout_s(env: dict[str, str]) -> float:
+    try:
+        return float(env.get("MODEL_TIMEOUT_S") or 5.0)
+    except ValueError:
+        return 5.0  # the service itself refuses it, with the reason
+
+
+def libpq(database_url: str) -> str:
+    return database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
 def _database(options: StackOptions, stack: Teardown, say: Say) -> str:
@@ -135,12 +270,18 @@ def _database(options: StackOptions, stack: Teardown, say: Say) -> str:
     return url
 
 
-def _uvicorn(app: str, options: StackOptions, which: str = "pipeline") -> list[str]:
-    port = options.model_port if which == "model" else options.pipeline_port
+def _uvicorn(
+    app: str,
+    options: StackOptions,
+    which: str = "pipeline",
+    port: int | None = None,
+    host: str | None = None,
+) -> list[str]:
+    port = port or (options.model_port if which == "model" else options.pipeline_port)
     workers = options.model_workers if which == "model" else options.workers
     argv = [
         sys.executable, "-m", "uvicorn", "--factory", app,
-        "--host", options.host, "--port", str(port), "--workers", str(workers),
+        "--host", host or options.host, "--port", str(port), "--workers", str(workers),
         # Longer than MODEL_TIMEOUT_S (5 s) so requests in flight finish, shorter than the
         # launcher's 10 s before SIGKILL (docs/behaviour.md, Shutdown).
         "--timeout-graceful-shutdown", "8",
@@ -158,7 +299,7 @@ def _wait_until_ready(services: list[Service], timeout_s: float) -> None:
     while waiting:
         for service in list(waiting):
             _ensure_running(service, "during startup")
-            if _answers(service.url + READY_PATH):
+            if answers(service.url + READY_PATH):
                 waiting.remove(service)
         if waiting and time.monotonic() > deadline:
             names = " and ".join(s.name for s in waiting)
@@ -166,10 +307,26 @@ def _wait_until_ready(services: list[Service], timeout_s: float) -> None:
         time.sleep(0.1)
 
 
-def _watch(services: list[Service]) -> None:
+def _watch(
+    services: list[Service],
+    fleet: Fleet | None,
+    gate: SignalGate,
+    say: Say,
+    restart: SignalFlag | None,
+) -> None:
     while True:
         for service in services:
             _ensure_running(service, "unexpectedly")
+        if fleet is not None:
+            if fleet.haproxy.exit_code() is not None:
+                raise StackError(f"HAProxy exited unexpectedly ({fleet.haproxy.exit_code()})")
+            fleet.replace_exited(gate, say)
+            if restart is not None and restart.take():
+                try:
+                    fleet.rolling_restart(gate, say)
+                    say("rolling restart done")
+                except StackError as error:  # the fleet serves on; say why it stopped
+                    say(f"rolling restart stopped: {error}")
         time.sleep(0.5)
 
 
@@ -177,17 +334,6 @@ def _ensure_running(service: Service, when: str) -> None:
     code = service.exit_code()
     if code is not None:
         raise StackError(f"the {service.name} exited {when} (exit code {code}); see its output")
-
-
-_no_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def _answers(url: str) -> bool:
-    try:
-        with _no_proxy.open(url, timeout=2) as response:
-            return bool(response.status == 200)
-    except (OSError, http.client.HTTPException):
-        return False
 
 
 def _local(host: str) -> str:

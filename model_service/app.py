@@ -103,7 +103,7 @@ def create_app(settings: ModelSettings | None = None) -> FastAPI:
         redoc_url=None,
     )
     install_problem_handlers(app)
-    app.add_middleware(ObserveRequests)
+    app.add_middleware(ObserveRequests, replica_name=settings.replica_name)
     app.add_middleware(SecurityHeaders)
     app.include_router(ops_routes.router)
     serve_docs(app)

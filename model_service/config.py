@@ -21,6 +21,11 @@ class ModelSettings(BaseSettings):
         0, ge=0, le=1, description="Share of requests answered 200 with a body that is not boxes."
     )
     log_level: str = Field("INFO", description="Level of the JSON logs on stdout.")
+    replica_name: str | None = Field(
+        None,
+        description="Name of this replica in the X-Served-By response header. Default: "
+        "hostname:port (in Kubernetes the hostname is the pod's name).",
+    )
     gc_freeze: bool = Field(
         True,
         description="Once started, keep the startup objects out of Python's cyclic garbage "

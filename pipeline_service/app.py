@@ -74,10 +74,15 @@ def create_app(
             expose_headers=CORS_EXPOSED_HEADERS,
             max_age=600,
         )
-    app.add_middleware(ObserveRequests)  # logs and counts even a refused upload
+    # logs and counts even a refused upload
+    app.add_middleware(ObserveRequests, replica_name=settings.replica_name)
     app.add_middleware(SecurityHeaders)  # on every answer, a 500 included
     # Outermost: a refusal under overload must cost next to nothing (api/admission.py).
-    app.add_middleware(AdmitImageRequests, limit=settings.admit_image_requests)
+    app.add_middleware(
+        AdmitImageRequests,
+        limit=settings.admit_image_requests,
+        replica_name=settings.replica_name,
+    )
     app.include_router(process.router)
     app.include_router(steps.router)
     app.include_router(preview.router)

@@ -25,7 +25,27 @@ class Settings(BaseSettings):
         "postgresql://postgres@127.0.0.1:5432/pipelines",
         description="PostgreSQL to use; postgresql:// and postgresql+asyncpg:// both work.",
     )
+    listen_database_url: str | None = Field(
+        None,
+        description="PostgreSQL for the one LISTEN connection per process that hears pipeline "
+        "changes. It must reach PostgreSQL itself: a pooler in transaction mode (PgBouncer) "
+        "cannot hold a LISTEN. Default: DATABASE_URL.",
+    )
     db_pool_size: int = Field(10, ge=1, description="Connections kept open per process.")
+    db_max_overflow: int | None = Field(
+        None,
+        ge=0,
+        description="Connections a process may open beyond DB_POOL_SIZE in a burst (closed "
+        "again once returned). Default: DB_POOL_SIZE. PostgreSQL must allow replicas x workers "
+        "x (DB_POOL_SIZE + DB_MAX_OVERFLOW + 1 listener) connections (docs/scaling.md).",
+    )
+    db_transaction_pooler: bool = Field(
+        False,
+        description="DATABASE_URL is a pooler in transaction mode (PgBouncer pool_mode="
+        "transaction): statements are not kept prepared on a server connection (asyncpg's and "
+        "SQLAlchemy's statement caches off, so asyncpg sends each as an unnamed statement, "
+        "parsed and executed in one message sequence). Costs a round trip per statement.",
+    )
     db_pool_pre_ping: bool = Field(
         False,
         description="Also ping each pooled connection before use (three round trips): finds "
@@ -134,6 +154,11 @@ class Settings(BaseSettings):
         "(docs/performance.md).",
     )
     log_level: str = Field("INFO", description="Level of the JSON logs on stdout.")
+    replica_name: str | None = Field(
+        None,
+        description="Name of this replica in the X-Served-By response header. Default: "
+        "hostname:port (in Kubernetes the hostname is the pod's name).",
+    )
     gc_freeze: bool = Field(
         True,
         description="Once started, keep the startup objects out of Python's cyclic garbage "
@@ -168,10 +193,18 @@ class Settings(BaseSettings):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
 
-    @field_validator("database_url")
+    @field_validator("database_url", "listen_database_url")
     @classmethod
-    def _driver(cls, value: str) -> str:
-        return asyncpg_url(value)
+    def _driver(cls, value: str | None) -> str | None:
+        return None if value is None or not value.strip() else asyncpg_url(value)
+
+    @property
+    def listen_url(self) -> str:
+        return self.listen_database_url or self.database_url
+
+    @property
+    def max_overflow(self) -> int:
+        return self.db_pool_size if self.db_max_overflow is None else self.db_max_overflow
 
 
 @lru_cache

@@ -28,8 +28,10 @@ class Readiness:
         model_url: str,
         timeout_s: float,
         transport: httpx.AsyncBaseTransport | None = None,  # tests: the model in-process
+        transaction_pooler: bool = False,  # behind PgBouncer: no named prepared statements
     ) -> None:
         self._dsn = dsn
+        self._statement_cache_size = 0 if transaction_pooler else 100
         self._model_url = model_url
         self._timeout_s = timeout_s
         self._conn: asyncpg.Connection | None = None
@@ -74,7 +76,9 @@ class Readiness:
             async with asyncio.timeout(self._timeout_s):
                 if self._conn is None or self._conn.is_closed():
                     self._conn = await asyncpg.connect(
-                        self._dsn, server_settings={"application_name": APPLICATION_NAME}
+                        self._dsn,
+                        server_settings={"application_name": APPLICATION_NAME},
+                        statement_cache_size=self._statement_cache_size,
                     )
                 await self._conn.fetchval("SELECT 1")
         except Exception as error:

@@ -51,13 +51,19 @@ class Runtime:
 async def open_runtime(
     settings: Settings, model_transport: httpx.AsyncBaseTransport | None = None
 ) -> AsyncIterator[Runtime]:
-    db = create_engine(settings.database_url, settings.db_pool_size, settings.db_pool_pre_ping)
+    db = create_engine(
+        settings.database_url,
+        settings.db_pool_size,
+        settings.db_pool_pre_ping,
+        max_overflow=settings.max_overflow,
+        transaction_pooler=settings.db_transaction_pooler,
+    )
     watch_pool(db)
     limits = PipelineLimits(settings.max_image_pixels, settings.pipeline_memory_budget_bytes)
     store = PipelineStore(db)
     cache = PipelineCache(store.load_active, limits)
     listener = PipelineChangeListener(
-        libpq_url(settings.database_url), cache.invalidate, cache.set_listening
+        libpq_url(settings.listen_url), cache.invalidate, cache.set_listening
     )
     model = ModelClient(
         settings.model_service_url,
@@ -88,6 +94,7 @@ async def open_runtime(
         settings.model_service_url,
         settings.readiness_timeout_s,
         model_transport,
+        settings.db_transaction_pooler,
     )
     await listener.start()
     purge = asyncio.create_task(idempotency.purge_forever(), name="idempotency-purge")

@@ -1,5 +1,6 @@
 """`ObserveRequests`: for every HTTP request, the request id (taken from X-Request-ID or
-made up, echoed in the answer), one JSON log line, and the HTTP metrics.
+made up, echoed in the answer), the name of the replica that served it (X-Served-By), one
+JSON log line, and the HTTP metrics.
 
 Handlers add `pipeline_id` / `run_id` to the line by setting them on `request.state`.
 
@@ -11,6 +12,7 @@ at INFO (4xx) or WARNING (5xx) anyway.
 
 import logging
 import re
+import socket
 import time
 import uuid
 
@@ -27,13 +29,15 @@ log = logging.getLogger(ACCESS_LOGGER)
 errors_log = logging.getLogger("service_kit.errors")
 
 HEADER = b"x-request-id"
+SERVED_BY = b"x-served-by"
 # What we accept from a client: short, printable, nothing that could split a log line/header.
 VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:/+=@-]{1,128}")
 LOGGED_STATE = ("pipeline_id", "run_id")
 PROBE_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
-def _request_id(scope: Scope) -> str:
+def client_request_id(scope: Scope) -> str:
+    """The client's X-Request-ID when it is one we accept, otherwise a new one."""
     for name, value in scope["headers"]:
         if name == HEADER and VALID_REQUEST_ID.fullmatch(value):
             return value.decode("ascii")
@@ -62,10 +66,18 @@ def _level(route: str, status: int) -> int:
 INTERNAL_ERROR = orjson.dumps(InternalError().body())
 
 
+def default_replica_name(scope: Scope) -> str:
+    """hostname:port; in Kubernetes the hostname is the pod's name."""
+    server = scope.get("server")
+    port = f":{server[1]}" if server and server[1] is not None else ""
+    return socket.gethostname() + port
+
+
 class ObserveRequests:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, replica_name: str | None = None) -> None:
         self.app = app
         self._templates: list[tuple[re.Pattern[str], str]] | None = None
+        self._served_by = replica_name.encode() if replica_name else None
 
     def _route(self, scope: Scope) -> str:
         """The route template ("/results/{run_id}"): label values stay few, whatever the path."""
@@ -83,7 +95,10 @@ class ObserveRequests:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = _request_id(scope)
+        request_id = client_request_id(scope)
+        if self._served_by is None:  # the port is known from the first request on
+            self._served_by = default_replica_name(scope).encode()
+        served_by = self._served_by
         token = REQUEST_ID.set(request_id)
         state = scope.setdefault("state", {})
         status = 500
@@ -94,7 +109,11 @@ class ObserveRequests:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True
-                message["headers"] = [*message.get("headers", ()), (HEADER, request_id.encode())]
+                message["headers"] = [
+                    *message.get("headers", ()),
+                    (HEADER, request_id.encode()),
+                    (SERVED_BY, served_by),
+                ]
             await send(message)
 
         try:

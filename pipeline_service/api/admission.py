@@ -18,6 +18,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pipeline_service.errors import Overloaded
 from service_kit.problems import PROBLEM_MEDIA_TYPE
+from service_kit.requests import HEADER as REQUEST_ID
+from service_kit.requests import SERVED_BY, client_request_id, default_replica_name
 from service_kit.security_headers import headers_for
 
 IMAGE_ROUTES = frozenset({"/process_image", "/pipelines/preview"})
@@ -31,10 +33,11 @@ SHED = Counter(
 
 
 class AdmitImageRequests:
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, replica_name: str | None = None) -> None:
         self.app = app
         self.limit = limit
         self.in_flight = 0
+        self._served_by = replica_name.encode() if replica_name else None
         refusal = Overloaded(limit, limit, RETRY_AFTER_S)
         body = orjson.dumps(refusal.body())
         content_type = PROBLEM_MEDIA_TYPE.encode()
@@ -56,7 +59,11 @@ class AdmitImageRequests:
             return
         if self.in_flight >= self.limit:
             SHED.labels(scope["path"]).inc()
-            await send(self._start)
+            if self._served_by is None:  # the port is known from the first request on
+                self._served_by = default_replica_name(scope).encode()
+            # Like every answer: the request id and the replica (service_kit.requests).
+            own = [(REQUEST_ID, client_request_id(scope).encode()), (SERVED_BY, self._served_by)]
+            await send({**self._start, "headers": [*self._start["headers"], *own]})
             await send(self._body)
             return
         self.in_flight += 1

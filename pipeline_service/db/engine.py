@@ -12,16 +12,39 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from pipeline_service.errors import DatabaseUnavailable
 
 
-def create_engine(database_url: str, pool_size: int, pre_ping: bool) -> AsyncEngine:
+def create_engine(
+    database_url: str,
+    pool_size: int,
+    pre_ping: bool,
+    max_overflow: int | None = None,
+    transaction_pooler: bool = False,
+) -> AsyncEngine:
     """The pool replaces, before use, every connection the server has closed (a restart, a
     terminated backend): see `_refuse_closed`. `pre_ping` adds SQLAlchemy's ping, which also
     finds a connection that died silently (a firewall dropping idle ones) but costs three
-    round trips (BEGIN, `;`, ROLLBACK) per checkout."""
+    round trips (BEGIN, `;`, ROLLBACK) per checkout.
+
+    `transaction_pooler`: the URL is PgBouncer in transaction mode, where consecutive
+    transactions of one client connection may run on different server connections, so a
+    statement prepared in one is unknown in the next. See `POOLER_CONNECT_ARGS`."""
     engine = create_async_engine(
-        database_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=pre_ping
+        database_url,
+        pool_size=pool_size,
+        max_overflow=pool_size if max_overflow is None else max_overflow,
+        pool_pre_ping=pre_ping,
+        connect_args=POOLER_CONNECT_ARGS if transaction_pooler else {},
     )
     event.listen(engine.sync_engine, "checkout", _refuse_closed)
     return engine
+
+
+# asyncpg with its statement cache off sends every statement unnamed, and parses it again in
+# the same Parse/Bind/Execute/Sync sequence that runs it (asyncpg >= 0.29), which PgBouncer
+# hands to one server connection whole. SQLAlchemy's own cache of prepared statements must go
+# too (it would keep asyncpg statements across transactions). PgBouncer >= 1.21 could keep
+# named statements itself (max_prepared_statements); Debian 12 ships 1.18.
+# (docs/decisions/, PgBouncer)
+POOLER_CONNECT_ARGS = {"statement_cache_size": 0, "prepared_statement_cache_size": 0}
 
 
 def _refuse_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:

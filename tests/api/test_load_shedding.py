@@ -68,6 +68,7 @@ async def test_past_the_limit_image_requests_are_shed_before_their_body_is_read(
         assert "ADMIT_IMAGE_REQUESTS" in response.json()["detail"]
         assert response.headers["Retry-After"] == "1"
         assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["x-request-id"] and response.headers["x-served-by"]
     assert SHED.labels("/process_image")._value.get() >= 1  # counted, not logged
     assert upload.pulled == 0  # refused from the headers alone
     assert health.status_code == 200 and results.status_code == 200

@@ -1,7 +1,8 @@
 """`make run`'s launcher (`python -m devstack`) as a newcomer uses it: started for real, sent
 requests with requests.sh, its rows read back from PostgreSQL, stopped with a signal, and
 checked to leave no process behind. Both database paths: the embedded PostgreSQL (from an
-empty folder, then again on the same folder) and a server given by DATABASE_URL."""
+empty folder, then again on the same folder) and a server given by DATABASE_URL. And a fleet:
+replicas behind HAProxy with PgBouncer, restarted one at a time, and the connection check."""
 
 import asyncio
 import hashlib
@@ -21,10 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import psutil
 import pytest
 
 from devstack.embedded_postgres import EmbeddedPostgres
+from tests.fixtures.fleet import free_ports_in_a_row, require
 from tests.fixtures.images import jpeg_bytes
 from tests.fixtures.processes import ROOT, free_port
 
@@ -320,3 +323,70 @@ def test_postgres_left_by_a_killed_launcher_is_adopted_and_stopped(workdir: Path
         assert query(url, "SELECT current_database()") == [("pipelines",)]
     assert still_running(leftover) == []
     assert postgres_processes(data_dir) == []
+
+
+def test_fleet_behind_haproxy_with_pgbouncer_restarts_rolling_and_stops_cleanly(
+    workdir: Path, own_database_url: str
+) -> None:
+    database_url = own_database_url  # counted below: no other test's connections on it
+    require("haproxy")
+    require("pgbouncer")
+    port, model_port, pgbouncer_port = (free_port() for _ in range(3))
+    replica_port = free_ports_in_a_row(2)
+    args = [
+        "--pipeline-port", str(port), "--model-port", str(model_port),
+        "--replicas", "2", "--replica-port", str(replica_port), "--workers", "1",
+        "--pgbouncer", "--pgbouncer-port", str(pgbouncer_port), "--pgbouncer-pool", "4",
+    ]  # fmt: skip
+    stack = Launcher(workdir, args, launch_env(DATABASE_URL=database_url, DB_POOL_SIZE="2"))
+    try:
+        stack.wait_for("ready")
+        budget = next(line for line in stack.lines if "connections:" in line)
+        assert "PgBouncer's 4 + 2 listener(s)" in budget, budget
+        started = stack.processes()
+        commands = " ".join(" ".join(p.cmdline()) for p in started)
+        assert "haproxy" in commands and "pgbouncer" in commands
+
+        sent = run_requests(port)  # through HAProxy
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        served = {
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).headers["x-served-by"]
+            for _ in range(4)
+        }
+        assert served == {"pipeline-1", "pipeline-2"}
+        # The pipeline service reaches PostgreSQL through PgBouncer; the listeners go direct.
+        [(listeners, others)] = query(
+            database_url,
+            "SELECT count(*) FILTER (WHERE application_name = 'pipeline-change-listener'), "
+            "count(*) FILTER (WHERE application_name <> 'pipeline-change-listener') "
+            "FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()",
+        )
+        assert listeners == 2 and others <= 4  # PgBouncer's pool
+
+        stack.process.send_signal(signal.SIGUSR1)  # a rolling restart
+        stack.wait_for("rolling restart done")
+        assert run_requests(port).stdout.count("HTTP 200") == 3
+
+        assert stack.stop(signal.SIGINT) == 0, stack.output()
+    finally:
+        stack.kill()
+    assert still_running(started) == []
+    for freed in (port, model_port, replica_port, replica_port + 1, pgbouncer_port):
+        assert port_is_free(freed)
+
+
+def test_a_fleet_that_would_exceed_max_connections_is_refused(
+    workdir: Path, database_url: str
+) -> None:
+    ports = ["--pipeline-port", str(free_port()), "--model-port", str(free_port())]
+    ports += ["--replica-port", str(free_ports_in_a_row(2))]
+    refused = run_devstack(
+        [*ports, "--replicas", "2", "--workers", "1"],
+        launch_env(DATABASE_URL=database_url, DB_POOL_SIZE="60"),
+    )
+    assert refused.returncode == 1
+    [line] = [line for line in refused.stderr.splitlines() if "error" in line]
+    assert "2 replica(s) x 1 worker(s) x (60 + 60 overflow + 1 listener) = 242" in line, line
+    assert "--pgbouncer" in line and "Traceback" not in refused.stderr
+    assert "starting the model service" not in refused.stdout
