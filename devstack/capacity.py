@@ -40,9 +40,7 @@ class ConnectionBudget:
         return queries + self.processes  # + one listener per process
 
     def explain(self) -> str:
-        per_process = (
-            f"{self.pool_size} + {self.max_overflow} overflow + 1 readiness + 1 listener"
-        )
+        per_process = f"{self.pool_size} + {self.max_overflow} overflow + 1 readiness + 1 listener"
         text = f"{self.replicas} replica(s) x {self.workers} worker(s) x ({per_process})"
         if self.pgbouncer_pool is not None:
             text = (

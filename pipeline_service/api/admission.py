@@ -54,7 +54,11 @@ class AdmitImageRequests:
         self._body = {"type": "http.response.body", "body": body}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] not in IMAGE_ROUTES:
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or scope["path"] not in IMAGE_ROUTES
+        ):
             await self.app(scope, receive, send)
             return
         if self.in_flight >= self.limit:
