@@ -12,19 +12,22 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
-from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from model_service.base64_check import decoded_size
 from model_service.config import ModelSettings
+from model_service.errors import SimulatedFailure
 from service_kit import ops_routes
+from service_kit.errors import FieldProblem, InvalidRequest
 from service_kit.gc_freeze import startup_objects_frozen
 from service_kit.logs import configure_logging
 from service_kit.metrics import forget_this_process
-from service_kit.openapi import finish_openapi, json_example
+from service_kit.openapi import finish_openapi, json_example, problem_response
+from service_kit.problems import Problem, install_problem_handlers
 from service_kit.requests import ObserveRequests
 
 DTYPE_SIZES = {"uint8": 1, "float32": 4}
+NOT_BASE64 = "not valid base64 (standard alphabet, padded to a multiple of 4)"
 
 
 class PredictRequest(BaseModel):
@@ -42,24 +45,6 @@ class PredictResponse(BaseModel):
     )
 
 
-class Problem(BaseModel):
-    """application/problem+json (RFC 9457)."""
-
-    type: str
-    title: str
-    status: int
-    detail: str
-
-
-def _problem_doc(description: str, status: int, title: str, detail: str) -> dict[str, Any]:
-    example = {"type": "about:blank", "title": title, "status": status, "detail": detail}
-    return {
-        "model": Problem,
-        "description": description,
-        "content": {"application/problem+json": {"example": example}},
-    }
-
-
 PREDICT_REQUEST_EXAMPLE = {
     "image": "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAgGBgcGBQgHBwcJCQgKDBQNDAsLDBkSEw8U",
     "encoding": "jpeg",
@@ -70,23 +55,20 @@ class Ready(BaseModel):
     status: str = Field(description='Always "ready": the mock has no dependencies.')
 
 
-def _problem(status: int, title: str, detail: str) -> Response:
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
-    return Response(orjson.dumps(body), status_code=status, media_type="application/problem+json")
-
-
-def _check_image(request: PredictRequest) -> str | None:
+def _check_image(request: PredictRequest) -> None:
     size = decoded_size(request.image)
     if size is None:
-        return "image: not valid base64 (standard alphabet, padded to a multiple of 4)."
-    if request.encoding == "raw" and request.shape is not None:
+        problem = NOT_BASE64
+    elif request.encoding == "raw" and request.shape is not None:
         expected = math.prod(request.shape) * DTYPE_SIZES[request.dtype]
-        if size != expected:
-            return (
-                f"image: decodes to {size} bytes but shape {request.shape} of "
-                f"{request.dtype} needs {expected}."
-            )
-    return None
+        if size == expected:
+            return
+        problem = (
+            f"decodes to {size} bytes but shape {request.shape} of {request.dtype} needs {expected}"
+        )
+    else:
+        return
+    raise InvalidRequest([FieldProblem("image", problem)])
 
 
 def create_app(settings: ModelSettings | None = None) -> FastAPI:
@@ -97,12 +79,13 @@ def create_app(settings: ModelSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         try:
-            with startup_objects_frozen():
+            with startup_objects_frozen(settings.gc_freeze):
                 yield
         finally:
             forget_this_process()
 
     app = FastAPI(title="Model service (mock car detector)", version="0.1.0", lifespan=lifespan)
+    install_problem_handlers(app)
     app.add_middleware(ObserveRequests)
     app.include_router(ops_routes.router)
 
@@ -115,20 +98,6 @@ def create_app(settings: ModelSettings | None = None) -> FastAPI:
     )
     async def readyz() -> Ready:
         return Ready(status="ready")
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, error: Exception) -> Response:
-        assert isinstance(error, RequestValidationError)
-        detail = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}"
-            for e in error.errors()
-        )
-        return _problem(422, "Unprocessable Content", detail + ".")
-
-    @app.exception_handler(HTTPException)
-    async def _http(_: Request, error: Exception) -> Response:
-        assert isinstance(error, HTTPException)
-        return _problem(error.status_code, "Error", str(error.detail))
 
     @app.post(
         "/predict",
@@ -147,17 +116,20 @@ def create_app(settings: ModelSettings | None = None) -> FastAPI:
         },
         responses={
             200: json_example({"boxes": [[412.0, 288.0, 186.0, 121.0, 0.87, 1]]}),
-            422: _problem_doc(
+            422: problem_response(
+                Problem,
                 "Missing image, invalid base64, or wrong size.",
-                422,
-                "Unprocessable Content",
-                "image: not valid base64 (standard alphabet, padded to a multiple of 4).",
+                InvalidRequest(
+                    [
+                        FieldProblem(
+                            "image",
+                            "not valid base64 (standard alphabet, padded to a multiple of 4)",
+                        )
+                    ]
+                ).body(),
             ),
-            500: _problem_doc(
-                "A simulated failure (MODEL_FAILURE_RATE).",
-                500,
-                "Internal Server Error",
-                "Simulated failure (MODEL_FAILURE_RATE).",
+            500: problem_response(
+                Problem, SimulatedFailure.summary, SimulatedFailure.example().body()
             ),
         },
     )
@@ -167,13 +139,11 @@ def create_app(settings: ModelSettings | None = None) -> FastAPI:
             body = PredictRequest.model_validate_json(await request.body())
         except ValidationError as error:
             raise RequestValidationError(error.errors(include_url=False)) from None
-        problem = _check_image(body)
-        if problem:
-            return _problem(422, "Unprocessable Content", problem)
+        _check_image(body)
         if settings.latency_ms:
             await asyncio.sleep(settings.latency_ms / 1000)
         if settings.failure_rate and rng.random() < settings.failure_rate:
-            return _problem(500, "Internal Server Error", "Simulated failure (MODEL_FAILURE_RATE).")
+            raise SimulatedFailure()
         if settings.bad_answer_rate and rng.random() < settings.bad_answer_rate:
             body = b'{"boxes": "simulated bad answer (MODEL_BAD_ANSWER_RATE)"}'
             return Response(body, media_type="application/json")

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 
 from pipeline_service.api import health, pipelines, preview, process, results, steps
 from pipeline_service.api.openapi_problems import document_problems
-from pipeline_service.api.problems import install_problem_handlers
+from pipeline_service.api.problems import install_pipeline_problem_handlers
 from pipeline_service.api.upload_limit import UploadLimit
 from pipeline_service.config import Settings, get_settings
 from pipeline_service.runtime import open_runtime
@@ -31,7 +31,7 @@ def create_app(
         async with open_runtime(settings, model_transport) as runtime:
             app.state.runtime = runtime
             try:
-                with startup_objects_frozen():
+                with startup_objects_frozen(settings.gc_freeze):
                     yield
             finally:
                 forget_this_process()
@@ -42,7 +42,7 @@ def create_app(
         version="0.1.0",
         lifespan=lifespan,
     )
-    install_problem_handlers(app)
+    install_pipeline_problem_handlers(app)
     document_problems(app)
     app.add_middleware(UploadLimit, max_bytes=settings.max_upload_bytes)
     app.add_middleware(ObserveRequests)  # outermost: logs and counts even a refused upload

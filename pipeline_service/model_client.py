@@ -103,20 +103,16 @@ class ModelClient:
                 response = await self._post_within_deadline(body, headers)
                 if response.status_code >= 500:
                     raise ModelBadResponse(
-                        f"The model service answered HTTP {response.status_code} instead of "
-                        "boxes; try again later."
+                        f"The model service answered HTTP {response.status_code} instead of boxes",
+                        "try again later",
                     )
                 if response.status_code == 200:
                     return self._boxes(response)
         except CircuitOpen as error:
-            raise ModelCircuitOpen(
-                f"The model service failed {self.breaker.failure_threshold} times in a row, so "
-                f"calls to it are paused; try again in {error.retry_after_s:g} s.",
-                error.retry_after_s,
-            ) from error
+            raise ModelCircuitOpen(self.breaker.failure_threshold, error.retry_after_s) from error
         # A 4xx: the service is up but refused what we sent; that says nothing about its health.
         raise ModelBadResponse(
-            f"The model service answered HTTP {response.status_code} instead of boxes."
+            f"The model service answered HTTP {response.status_code} instead of boxes"
         )
 
     def _boxes(self, response: httpx.Response) -> list[Box]:
@@ -124,7 +120,7 @@ class ModelClient:
             return parse_boxes(orjson.loads(response.content))
         except (orjson.JSONDecodeError, ValueError) as error:
             raise ModelBadResponse(
-                f"The model service answered something that is not a list of boxes: {error}."
+                f"The model service answered something that is not a list of boxes: {error}"
             ) from error
 
     async def _post_within_deadline(self, body: bytes, headers: dict[str, str]) -> httpx.Response:
@@ -134,15 +130,9 @@ class ModelClient:
             async with asyncio.timeout(self.timeout_s):
                 return await self._post(body, headers)
         except (TimeoutError, httpx.TimeoutException) as error:
-            raise ModelTimeout(
-                f"The model service did not answer within {self.timeout_s:g} s "
-                "(MODEL_TIMEOUT_S); try again later."
-            ) from error
+            raise ModelTimeout(self.timeout_s) from error
         except httpx.TransportError as error:
-            raise ModelUnavailable(
-                f"The model service at {self.base_url} cannot be reached "
-                f"({type(error).__name__}); try again later."
-            ) from error
+            raise ModelUnavailable(self.base_url, type(error).__name__) from error
 
     async def _post(self, body: bytes, headers: dict[str, str]) -> httpx.Response:
         """POST /predict; a refused connection (the request was never sent) is retried."""

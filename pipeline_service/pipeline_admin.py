@@ -52,7 +52,7 @@ class PipelineAdmin:
     async def versions(self, pipeline_id: int) -> list[StoredVersion]:
         versions = await self._store.versions(pipeline_id)
         if versions is None:
-            raise PipelineNotFound(pipeline_id, f"There is no pipeline with id {pipeline_id}.")
+            raise PipelineNotFound(pipeline_id, deleted_too=True)
         return versions
 
     async def create(self, draft: PipelineDraft) -> StoredPipeline:

@@ -1,12 +1,13 @@
 """OpenAPI helpers: examples, and error answers documented as application/problem+json."""
 
-from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-PROBLEM_MEDIA_TYPE = "application/problem+json"
+from service_kit.errors import problem_body
+from service_kit.problems import PROBLEM_MEDIA_TYPE
+
 # FastAPI drops every None from the document it generates, examples included, so an example
 # of a nullable field would lose it. Examples made here carry this mark instead; the finished
 # document gets its nulls back (see `finish_openapi`).
@@ -34,14 +35,7 @@ def _restore_nulls(value: Any) -> Any:
 
 
 def problem_example(status: int, detail: str, slug: str | None = None, **extra: Any) -> dict:
-    phrase = HTTPStatus(status).phrase
-    return {
-        "type": "/problems/" + (slug or phrase.lower().replace(" ", "-")),
-        "title": phrase,
-        "status": status,
-        "detail": detail,
-        **extra,
-    }
+    return problem_body(status, detail, slug, **extra)
 
 
 def problem_response(

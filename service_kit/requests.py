@@ -13,8 +13,10 @@ import orjson
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service_kit.errors import InternalError
 from service_kit.logs import ACCESS_LOGGER, REQUEST_ID
 from service_kit.metrics import UNMATCHED_ROUTE, observe_request
+from service_kit.problems import PROBLEM_MEDIA_TYPE
 
 log = logging.getLogger(ACCESS_LOGGER)
 errors_log = logging.getLogger("service_kit.errors")
@@ -43,14 +45,7 @@ def _route_templates(app: object) -> list[tuple[re.Pattern[str], str]]:
     return [(compile_path(template)[0], template) for template in paths]
 
 
-INTERNAL_ERROR = orjson.dumps(
-    {
-        "type": "/problems/internal-error",
-        "title": "Internal Server Error",
-        "status": 500,
-        "detail": "Something went wrong on our side; it has been logged.",
-    }
-)
+INTERNAL_ERROR = orjson.dumps(InternalError().body())
 
 
 class ObserveRequests:
@@ -100,7 +95,7 @@ class ObserveRequests:
                     {
                         "type": "http.response.start",
                         "status": 500,
-                        "headers": [(b"content-type", b"application/problem+json")],
+                        "headers": [(b"content-type", PROBLEM_MEDIA_TYPE.encode())],
                     }
                 )
                 await send_with_id({"type": "http.response.body", "body": INTERNAL_ERROR})

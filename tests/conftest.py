@@ -4,48 +4,68 @@ PostgreSQL is the server at TEST_DATABASE_URL when set, otherwise an embedded on
 started for this run. Either way the run gets its own database, migrated with Alembic.
 """
 
-import asyncio
-import json
 import os
 import subprocess
 import tempfile
-import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-from sqlalchemy.engine import make_url
 
 from pipeline_service.app import create_app
 from pipeline_service.config import Settings
-from pipeline_service.db import migrate
 from pipeline_service.db.engine import libpq_url
+from tests.fixtures.database import checking_connection, fresh_database
 from tests.fixtures.images import jpeg_bytes
-from tests.fixtures.services import ClientFactory, app_client, model_transport
+from tests.fixtures.services import ClientFactory, SharedApps, app_client, model_transport
 
 
-@pytest.fixture(autouse=True)
-def _processes_only_when_marked(
-    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A test that starts a process (uvicorn, PostgreSQL, wrk...) must carry the `subprocess`
-    marker, so that `make test-fast` (which leaves them out) is what it says it is."""
-    if request.node.get_closest_marker("subprocess") is not None:
-        return
+class _ProcessGuard:
+    """A test that starts a process (uvicorn, PostgreSQL, wrk...), itself or through a fixture
+    of any scope, must carry the `subprocess` marker, so that `make test-fast` (which leaves
+    them out) is what it says it is. The embedded PostgreSQL of the whole run is the one
+    exception (`allowed`)."""
 
-    def refuse(*_: Any, **__: Any) -> None:
-        raise AssertionError(
-            f"{request.node.nodeid} starts a process: mark it @pytest.mark.subprocess"
-        )
+    def __init__(self) -> None:
+        self.item: pytest.Item | None = None
+        self.allowed = False
+        self._start = subprocess.Popen._execute_child  # type: ignore[attr-defined]
 
-    monkeypatch.setattr(subprocess.Popen, "_execute_child", refuse)
+    def install(self) -> None:
+        guard = self
+
+        def start(popen: subprocess.Popen[Any], *args: Any, **kwargs: Any) -> Any:
+            item = guard.item
+            if item is not None and not guard.allowed and not item.get_closest_marker("subprocess"):
+                raise AssertionError(
+                    f"{item.nodeid} starts a process: mark it @pytest.mark.subprocess"
+                )
+            return guard._start(popen, *args, **kwargs)
+
+        subprocess.Popen._execute_child = start  # type: ignore[attr-defined]
+
+    @contextmanager
+    def allowing(self) -> Iterator[None]:
+        self.allowed = True
+        try:
+            yield
+        finally:
+            self.allowed = False
 
 
-def _with_database(url: str, name: str) -> str:
-    return make_url(url).set(database=name).render_as_string(hide_password=False)
+PROCESS_GUARD = _ProcessGuard()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    PROCESS_GUARD.install()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    PROCESS_GUARD.item = item
 
 
 @pytest.fixture(scope="session")
@@ -57,65 +77,69 @@ def postgres_url() -> Iterator[str]:
         return
     import pgserver
 
-    server = pgserver.get_server(
-        tempfile.mkdtemp(prefix="pipeline-tests-pg-"), cleanup_mode="delete"
-    )
+    with PROCESS_GUARD.allowing():
+        server = pgserver.get_server(
+            tempfile.mkdtemp(prefix="pipeline-tests-pg-"), cleanup_mode="delete"
+        )
     try:
         yield server.get_uri()
     finally:
-        server.cleanup()
+        with PROCESS_GUARD.allowing():
+            server.cleanup()
 
 
 @pytest.fixture(scope="session")
 def database_url(postgres_url: str) -> Iterator[str]:
-    """A fresh database for this test run, migrated and seeded; dropped afterwards."""
-    name = f"pipeline_test_{uuid.uuid4().hex[:12]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(postgres_url)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    url = _with_database(postgres_url, name)
-    try:
-        migrate.upgrade(url)
-        migrate.seed(url)
+    """The database of this test run, shared by its tests."""
+    with fresh_database(postgres_url) as url:
         yield url
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="module")
+def own_database_url(postgres_url: str) -> Iterator[str]:
+    """A database for one module alone, for tests that count what every process connected to
+    their database does (LISTEN connections, pool sizes)."""
+    with fresh_database(postgres_url) as url:
+        yield url
 
 
 @pytest.fixture
 async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    """A plain connection for checking what the service wrote."""
-    conn = await asyncpg.connect(database_url)
-    for kind in ("json", "jsonb"):
-        await conn.set_type_codec(kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
-    try:
+    async with checking_connection(database_url) as conn:
         yield conn
-    finally:
-        await conn.close()
+
+
+@pytest.fixture(scope="session")
+async def _shared_apps(database_url: str) -> AsyncIterator[SharedApps]:
+    """Pipeline service apps started once per run and per distinct settings, for the tests
+    that do not need an app of their own (each start costs a lifespan and a pool)."""
+    async with AsyncExitStack() as stack:
+        yield SharedApps(stack, {})
 
 
 @pytest.fixture
-def make_client(database_url: str) -> ClientFactory:
+def make_client(database_url: str, _shared_apps: SharedApps) -> ClientFactory:
     """`async with make_client(model=..., **settings) as client:` a running pipeline service.
 
     `model` is an httpx transport to reach the model service through (default: the real
     model service in-process with its defaults); pass `model=None` with `model_service_url`
-    to go over the network.
+    to go over the network. With the default model, the app is shared with every other test
+    that asks for the same settings; `fresh=True` starts one of its own (for tests about
+    startup, shutdown or per-process state).
     """
 
     @asynccontextmanager
     async def factory(
-        model: httpx.AsyncBaseTransport | str | None = "default", **overrides: Any
+        model: httpx.AsyncBaseTransport | str | None = "default",
+        fresh: bool = False,
+        **overrides: Any,
     ) -> AsyncIterator[httpx.AsyncClient]:
+        settings = Settings(database_url=database_url, **{"gc_freeze": False, **overrides})
+        if model == "default" and not fresh:
+            yield await _shared_apps.client(settings, overrides)
+            return
         transport = model_transport() if model == "default" else model
         assert not isinstance(transport, str)
-        settings = Settings(database_url=database_url, **overrides)
         async with app_client(create_app(settings, model_transport=transport)) as client:
             yield client
 

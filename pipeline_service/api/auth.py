@@ -9,27 +9,15 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from starlette.exceptions import HTTPException
 
 from pipeline_service.config import Settings
+from pipeline_service.errors import AdminDisabled, AdminTokenMissing, AdminTokenWrong
 
 bearer = HTTPBearer(
     auto_error=False,
     scheme_name="PipelineAdminToken",
     description="The value of PIPELINE_ADMIN_TOKEN; needed to create, change or delete pipelines.",
 )
-
-NOT_CONFIGURED = (
-    "Changing pipelines is disabled because no admin token is configured: set "
-    "PIPELINE_ADMIN_TOKEN in the pipeline service's environment (or .env), restart it, and "
-    "send the token as 'Authorization: Bearer <token>'."
-)
-MISSING_TOKEN = (
-    "Changing pipelines needs the admin token: send 'Authorization: Bearer <token>' "
-    "with the value of PIPELINE_ADMIN_TOKEN."
-)
-WRONG_TOKEN = "The bearer token is not the pipeline admin token."
-CHALLENGE = 'Bearer realm="pipelines"'
 
 
 async def require_admin(
@@ -39,14 +27,14 @@ async def require_admin(
     settings: Settings = request.app.state.runtime.settings
     expected = settings.pipeline_admin_token
     if expected is None:
-        raise HTTPException(403, NOT_CONFIGURED)
+        raise AdminDisabled()
     if credentials is None:
-        raise HTTPException(401, MISSING_TOKEN, headers={"WWW-Authenticate": CHALLENGE})
+        raise AdminTokenMissing()
     # Bytes, so a non-ASCII token is compared too (compare_digest refuses non-ASCII str).
     if not secrets.compare_digest(
         credentials.credentials.encode(), expected.get_secret_value().encode()
     ):
-        raise HTTPException(403, WRONG_TOKEN)
+        raise AdminTokenWrong()
 
 
 def needs_admin(route: object) -> bool:

@@ -9,18 +9,14 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
-from starlette.responses import Response
 
-from pipeline_service.api.problems import problem
 from pipeline_service.api.schemas import Problem
 from pipeline_service.db.health import ping as ping_database
-from pipeline_service.errors import ServiceError
+from pipeline_service.errors import OK, NotReady, ServiceError
 from pipeline_service.runtime import Runtime
 from service_kit.openapi import json_example, problem_example, problem_response
 
 router = APIRouter(tags=["operations"])
-
-OK = "ok"
 
 
 class Readiness(BaseModel):
@@ -36,7 +32,7 @@ async def _check(probe: Awaitable[Any], timeout_s: float) -> str:
     except TimeoutError:
         return f"no answer within {timeout_s:g} s"
     except ServiceError as error:
-        return error.detail.split("; try again")[0].rstrip(".")  # advice is for clients
+        return error.reason  # its advice is for clients of the service, not for operators
     except Exception as error:
         return f"check failed ({type(error).__name__})"
     return reason or OK
@@ -66,7 +62,7 @@ async def _check(probe: Awaitable[Any], timeout_s: float) -> str:
         ),
     },
 )
-async def readyz(request: Request) -> Response | Readiness:
+async def readyz(request: Request) -> Readiness:
     runtime: Runtime = request.app.state.runtime
     timeout_s = runtime.settings.readiness_timeout_s
     database, model = await asyncio.gather(
@@ -74,8 +70,6 @@ async def readyz(request: Request) -> Response | Readiness:
         _check(runtime.model.ping(timeout_s), timeout_s),
     )
     checks = {"database": database, "model_service": model}
-    down = {name: reason for name, reason in checks.items() if reason != OK}
-    if down:
-        detail = "Not ready: " + "; ".join(f"{name} is down ({why})" for name, why in down.items())
-        return problem(503, detail.rstrip(".") + ".", "not-ready", checks=checks)
+    if any(reason != OK for reason in checks.values()):
+        raise NotReady(checks)
     return Readiness(status="ready", checks=checks)

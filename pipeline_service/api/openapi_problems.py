@@ -8,8 +8,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from pipeline_service.api.problems import PROBLEM_MEDIA_TYPE
 from pipeline_service.api.schemas import Problem
+from service_kit.problems import PROBLEM_MEDIA_TYPE
 
 FASTAPI_422 = "#/components/schemas/HTTPValidationError"
 

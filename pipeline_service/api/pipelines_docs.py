@@ -4,12 +4,19 @@ request examples and every answer with an example, as the service really gives t
 import json
 from typing import Any
 
-from pipeline_service.api import auth
 from pipeline_service.api.pipeline_schemas import CAR_DETECTION_EXAMPLE
 from pipeline_service.api.preconditions import ETAG_HEADER
 from pipeline_service.api.process_docs import NOT_AN_IMAGE, TOO_LARGE
 from pipeline_service.api.schemas import Problem
-from pipeline_service.errors import InvalidPipeline, PipelineChanged, StepProblem
+from pipeline_service.errors import (
+    ADMIN_TOKEN_CHALLENGE,
+    AdminDisabled,
+    AdminTokenMissing,
+    AdminTokenWrong,
+    InvalidPipeline,
+    PipelineChanged,
+    StepProblem,
+)
 from pipeline_service.pipeline.step import step_catalogue
 from service_kit.openapi import json_example, problem_example, problem_response
 
@@ -125,10 +132,10 @@ INCLUDE_DELETED_EXAMPLES = {"with deleted ones": {"value": True}}
 
 ADMIN_ONLY = {
     401: {
-        **problem_response(Problem, "No bearer token.", problem_example(401, auth.MISSING_TOKEN)),
+        **problem_response(Problem, "No bearer token.", AdminTokenMissing().body()),
         "headers": {
             "WWW-Authenticate": {
-                "description": auth.CHALLENGE,
+                "description": ADMIN_TOKEN_CHALLENGE,
                 "schema": {"type": "string"},
             }
         },
@@ -136,8 +143,8 @@ ADMIN_ONLY = {
     403: problem_response(
         Problem,
         "Wrong token, or PIPELINE_ADMIN_TOKEN is not configured.",
-        problem_example(403, auth.WRONG_TOKEN),
-        problem_example(403, auth.NOT_CONFIGURED),
+        AdminTokenWrong().body(),
+        AdminDisabled().body(),
     ),
 }
 NOT_FOUND = problem_response(

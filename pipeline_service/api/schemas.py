@@ -4,8 +4,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+import service_kit.problems
 from pipeline_service.db.results import StoredRun
+from pipeline_service.errors import StepProblem
 from pipeline_service.pipeline.types import Box, RunContext, best_car
+from service_kit.errors import FieldProblem
 
 
 class BoxOut(BaseModel):
@@ -97,14 +100,21 @@ def stored_run_fields(run: StoredRun) -> dict[str, Any]:
     }
 
 
-class Problem(BaseModel):
-    """application/problem+json (RFC 9457)."""
+class Problem(service_kit.problems.Problem):
+    """application/problem+json (RFC 9457): every error answer of this service. The extension
+    members are present only for the problems that name them."""
 
-    type: str
-    title: str
-    status: int
-    detail: str
-    run_id: int | None = Field(None, description="Present when a failed run was recorded.")
+    errors: list[StepProblem | FieldProblem] | None = Field(  # type: ignore[assignment]
+        None,
+        description="invalid-pipeline: every problem with its step (index and type; both "
+        "null for the pipeline as a whole); invalid-request: every field that is not valid.",
+    )
+    checks: dict[str, str] | None = Field(
+        None, description='not-ready: each dependency: "ok", or what is wrong.'
+    )
     current_version: int | None = Field(
-        None, description="412 (If-Match): the version the pipeline is at now."
+        None, description="pipeline-changed (If-Match): the version the pipeline is at now."
+    )
+    run_id: int | None = Field(
+        None, description="When a failed run was recorded: its id (see GET /results/{run_id})."
     )

@@ -1,9 +1,9 @@
 """Refuse uploads over the byte limit without reading them into memory."""
 
-from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pipeline_service.api.problems import problem
+from pipeline_service.errors import UploadTooLarge
+from service_kit.problems import RaisedProblem, answer
 
 
 class UploadLimit:
@@ -14,16 +14,13 @@ class UploadLimit:
         self.app = app
         self.max_bytes = max_bytes
 
-    def _message(self) -> str:
-        return f"The upload is larger than {self.max_bytes} bytes (MAX_UPLOAD_BYTES)."
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
         for name, value in scope["headers"]:
             if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await problem(413, self._message(), "upload-too-large")(scope, receive, send)
+                await answer(UploadTooLarge(self.max_bytes))(scope, receive, send)
                 return
 
         received = 0
@@ -35,7 +32,7 @@ class UploadLimit:
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
                     # Raised inside request parsing, so FastAPI passes it to our handlers.
-                    raise HTTPException(413, self._message())
+                    raise RaisedProblem(UploadTooLarge(self.max_bytes))
             return message
 
         await self.app(scope, limited_receive, send)

@@ -49,12 +49,12 @@ async def database_errors_as_unavailable() -> AsyncIterator[None]:
         asyncpg.CannotConnectNowError,
     ) as error:
         raise DatabaseUnavailable(
-            f"The database cannot be reached ({type(error).__name__}); try again shortly."
+            f"The database cannot be reached ({type(error).__name__})"
         ) from error
     except DBAPIError as error:
         if not (error.connection_invalidated or _is_connection_error(error.orig)):
             raise
-        raise DatabaseUnavailable("The database connection was lost; try again shortly.") from error
+        raise DatabaseUnavailable("The database connection was lost") from error
 
 
 def _is_connection_error(orig: BaseException | None) -> bool:

@@ -28,11 +28,7 @@ def ensure_same_request(claim: IdempotencyClaim, record: KeyRecord) -> None:
         what = f"pipeline {record.pipeline_id}"
     else:
         what = "a different image"
-    raise IdempotencyConflict(
-        f"The Idempotency-Key {claim.key!r} was already used with {what} (run "
-        f"{record.run_id}); send a new key for a new request, or the same image and pipeline "
-        "to get the stored result."
-    )
+    raise IdempotencyConflict(claim.key, what, record.run_id)
 
 
 async def claim_key(conn: AsyncConnection, claim: IdempotencyClaim, run_id: int) -> bool:

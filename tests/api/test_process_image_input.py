@@ -118,7 +118,8 @@ async def test_upload_over_the_limit_is_413(client, db) -> None:
         "/process_image?pipeline_id=1",
         files={"image": ("big.jpg", b"\xff" * 300_000, "image/jpeg")},
     )
-    assert_problem(response, 413, "200000", "MAX_UPLOAD_BYTES")
+    problem = assert_problem(response, 413, "200000", "MAX_UPLOAD_BYTES")
+    assert problem["type"] == "/problems/upload-too-large"
     assert await count_rows(db) == before
 
 
@@ -140,7 +141,8 @@ async def test_streamed_upload_over_the_limit_is_413(client, db) -> None:
         content=chunks(),
         headers={"content-type": "multipart/form-data; boundary=b0undary"},
     )
-    assert_problem(response, 413, "MAX_UPLOAD_BYTES")
+    problem = assert_problem(response, 413, "MAX_UPLOAD_BYTES")
+    assert problem["type"] == "/problems/upload-too-large"  # as when Content-Length says so
     assert await count_rows(db) == before
 
 

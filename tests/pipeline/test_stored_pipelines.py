@@ -6,6 +6,7 @@ import uuid
 import asyncpg
 import pytest
 
+from tests.fixtures.pipelines import listener_pids
 from tests.fixtures.runs import count_rows
 from tests.fixtures.services import ClientFactory, model_transport
 
@@ -143,7 +144,8 @@ async def test_cache_recovers_when_the_listener_connection_is_killed(
         ).status_code == 200
         killed = await db.fetchval(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+            "WHERE pid = ANY($1::int[])",
+            list(await listener_pids(db)),
         )
         assert killed >= 1
         await db.execute("UPDATE pipelines SET version = 5 WHERE id = $1", pipeline_id)

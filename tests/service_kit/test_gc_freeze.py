@@ -21,7 +21,7 @@ def test_frozen_inside_the_block_released_after() -> None:
 
 async def test_pipeline_service_freezes_its_startup_objects(make_client: ClientFactory) -> None:
     gc.unfreeze()
-    async with make_client() as client:
+    async with make_client(fresh=True, gc_freeze=True) as client:
         assert gc.get_freeze_count() > 10_000  # the app, its schemas, SQLAlchemy's metadata...
         assert (await client.get("/healthz")).status_code == 200
     assert gc.get_freeze_count() == 0
@@ -29,6 +29,6 @@ async def test_pipeline_service_freezes_its_startup_objects(make_client: ClientF
 
 async def test_model_service_freezes_its_startup_objects() -> None:
     gc.unfreeze()
-    async with LifespanManager(create_model_app(ModelSettings())):
+    async with LifespanManager(create_model_app(ModelSettings(gc_freeze=True))):
         assert gc.get_freeze_count() > 10_000
     assert gc.get_freeze_count() == 0

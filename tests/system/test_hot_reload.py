@@ -3,12 +3,14 @@ share the test database; a change made through one, or by hand in the database, 
 the other on its next requests; a lost LISTEN connection is survived."""
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
+from tests.fixtures.database import checking_connection
 from tests.fixtures.pipelines import AUTH, TOKEN, definition, eventually, listener_pids
 from tests.fixtures.processes import MODEL_APP, PIPELINE_APP, Server, model_env, uvicorn_server
 
@@ -22,14 +24,17 @@ GRAY_STEPS = [
 ]
 
 
+pytestmark = pytest.mark.subprocess
+
+
 @pytest.fixture(scope="module")
 def services(
-    database_url: str, tmp_path_factory: pytest.TempPathFactory
+    own_database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Server, Server]]:
     """(first, second): two pipeline service processes on one database and one model."""
     logs = tmp_path_factory.mktemp("hot-reload")
     env = {
-        "DATABASE_URL": database_url,
+        "DATABASE_URL": own_database_url,
         "PIPELINE_ADMIN_TOKEN": TOKEN,
         "CPU_THREADS": "1",
         "DB_POOL_SIZE": "2",
@@ -44,6 +49,12 @@ def services(
             for _ in range(2)
         )
         yield first, second
+
+
+@pytest.fixture
+async def db(own_database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    async with checking_connection(own_database_url) as conn:
+        yield conn
 
 
 async def process(server: Server, pipeline_id: int, jpeg: bytes) -> dict[str, Any]:

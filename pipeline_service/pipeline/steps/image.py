@@ -95,19 +95,20 @@ class Decode(CpuStep):
 
     def apply(self, value: bytes, ctx: RunContext) -> np.ndarray:
         if not value:
-            raise UnsupportedImage(f"The uploaded file is empty; send a {ACCEPTED_FORMATS} image.")
+            raise UnsupportedImage("The uploaded file is empty", f"send a {ACCEPTED_FORMATS} image")
         size = _header_size(value)
         limit = ctx.services.max_image_pixels
         if size is not None and size[0] * size[1] > limit:
             width, height = size
             raise ImageTooLarge(
                 f"The image is {width}x{height} = {width * height} pixels; the limit is "
-                f"{limit} pixels (MAX_IMAGE_PIXELS)."
+                f"{limit} pixels (MAX_IMAGE_PIXELS)"
             )
         if is_jpeg(value) and not jpeg_is_complete(value):
             raise UnsupportedImage(
                 f"The uploaded JPEG ({len(value)} bytes) is truncated: it has no end-of-image "
-                "marker after its image data; send the complete file."
+                "marker after its image data",
+                "send the complete file",
             )
         flag, scale = FULL_FLAGS[self.params.color], 1
         if size is not None:
@@ -115,13 +116,13 @@ class Decode(CpuStep):
         image = cv2.imdecode(np.frombuffer(value, dtype=np.uint8), flag)
         if image is None or image.size == 0:
             raise UnsupportedImage(
-                f"The uploaded file ({len(value)} bytes) could not be decoded as an image; "
-                f"send a {ACCEPTED_FORMATS} file."
+                f"The uploaded file ({len(value)} bytes) could not be decoded as an image",
+                f"send a {ACCEPTED_FORMATS} file",
             )
         if image.shape[0] * image.shape[1] > limit:  # header unknown to the probe
             raise ImageTooLarge(
                 f"The image has {image.shape[0] * image.shape[1]} pixels; the limit is "
-                f"{limit} pixels (MAX_IMAGE_PIXELS)."
+                f"{limit} pixels (MAX_IMAGE_PIXELS)"
             )
         ctx.image_height, ctx.image_width = image.shape[:2]
         if size is not None and scale > 1:

@@ -57,7 +57,8 @@ class Crop(CpuStep):
         if p.x >= width or p.y >= height:
             raise ImageDoesNotFit(
                 f"The crop region starts at x={p.x}, y={p.y}, outside the {width}x{height} "
-                "image reaching this step; send a larger image or change the crop step."
+                "image reaching this step",
+                "send a larger image or change the crop step",
             )
         return value[p.y : min(p.y + p.h, height), p.x : min(p.x + p.w, width)]
 
