@@ -25,7 +25,7 @@ from bench.pipelines import CAR_PIPELINE_ID, car_pipeline_with_decode
 from bench.sampling import GROUPS, STAGES
 from bench.stack import ROOT, Stack, running_stack
 from bench.wrk import LoadResult, run_wrk
-from pipeline_service.pipeline.steps.image import decode_flag
+from pipeline_service.pipeline.decode_scale import decode_flag
 
 IMAGE_DIRS = [ROOT.parent / "shared" / "images", ROOT.parents[1] / "shared" / "images"]
 FAST_DECODE = "reduce: fast"  # the variant of the rows that use the opt-in fast decode
