@@ -35,8 +35,8 @@ FAST_DECODE = "reduce: fast"  # the variant of the rows that use the opt-in fast
 class Floors:
     """Both floors, measured together with the stack idle (bench/floor.py)."""
 
-    literal: floor.Floor  # in the bench's own process, glibc's malloc defaults
-    fault_free: floor.Floor  # in a process with the services' allocator settings
+    literal: floor.Floor  # in a new process with glibc's malloc defaults
+    fault_free: floor.Floor  # in a new process with the services' allocator settings
 
     @staticmethod
     def mean(a: "Floors", b: "Floors") -> "Floors":
@@ -124,9 +124,7 @@ def count_runs(stack: Stack) -> int:
 
 
 def measure_floors(image: Path, seconds: float) -> Floors:
-    return Floors(
-        floor.measure(image.read_bytes(), seconds), floor.measure_fault_free(image, seconds)
-    )
+    return Floors(floor.measure_literal(image, seconds), floor.measure_fault_free(image, seconds))
 
 
 def measured_run(

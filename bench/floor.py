@@ -4,11 +4,11 @@ np.frombuffer -> cv2.imdecode -> resize 640x640 -> normalize -> bytes -> base64,
 loop on the same image. Requests/s for the machine = cores x 1000 / ms per image: what the
 service could reach if it did nothing but this work on every core.
 
-Two of them: the *literal* floor, measured in the calling process as it is (with glibc's
-default malloc settings, every large buffer is a fresh mmap that the kernel faults in page by
-page), and the *fault-free* floor, the same work on a worker thread of a process started with
-the services' allocator settings (devstack/allocator.py), where those buffers are reused.
-Each reports its minor page faults per image too.
+Two of them, each on a worker thread of a new process: the *literal* floor with glibc's
+default malloc settings (every large buffer is a fresh mmap that the kernel faults in page by
+page), and the *fault-free* floor with the services' allocator settings
+(devstack/allocator.py), where those buffers are reused. Each reports its CPU time and minor
+page faults per image too.
 
     python bench/floor.py ../shared/images/parking_1920x1080.jpg [--seconds 3]
     python -m bench.floor IMAGE --json    # one JSON line (what the fault-free floor runs)
@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if __name__ == "__main__" and str(ROOT) not in sys.path:  # run as a script: bench/floor.py
     sys.path.insert(0, str(ROOT))
 
-from devstack.allocator import with_allocator_env  # noqa: E402
+from devstack.allocator import ALLOCATOR_ENV, with_allocator_env  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -95,21 +95,28 @@ def measure(data: bytes, seconds: float = 3.0, flag: int = cv2.IMREAD_COLOR) -> 
     )
 
 
+def measure_literal(image: Path, seconds: float = 3.0, flag: int = cv2.IMREAD_COLOR) -> Floor:
+    """The work in a new process with glibc's default malloc settings (none of the services'
+    allocator settings). A new process each time: glibc's defaults adapt to what the process
+    freed before (its mmap threshold rises to the largest buffer freed so far), so a floor
+    measured in a long-lived process depends on what that process did earlier."""
+    env = {k: v for k, v in os.environ.items() if k not in ALLOCATOR_ENV}
+    return _measure_in_new_process(image, seconds, flag, env)
+
+
 def measure_fault_free(image: Path, seconds: float = 3.0, flag: int = cv2.IMREAD_COLOR) -> Floor:
     """The same work in a new process configured like the services (their allocator
-    settings), on a worker thread as in their image thread pool."""
+    settings)."""
+    return _measure_in_new_process(image, seconds, flag, with_allocator_env(os.environ))
+
+
+def _measure_in_new_process(image: Path, seconds: float, flag: int, env: dict[str, str]) -> Floor:
+    """On a worker thread, as in the services' image thread pool."""
     command = [sys.executable, "-m", "bench.floor", str(image), "--json"]
     command += ["--seconds", str(seconds), "--flag", str(flag)]
-    result = subprocess.run(
-        command,
-        cwd=ROOT,
-        env=with_allocator_env(os.environ),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     if result.returncode != 0:
-        raise RuntimeError(f"the fault-free floor failed: {result.stderr.strip()}")
+        raise RuntimeError(f"measuring the floor failed: {result.stderr.strip()}")
     return Floor(**json.loads(result.stdout.splitlines()[-1]))
 
 
@@ -128,7 +135,7 @@ def main() -> None:
             floor = pool.submit(measure, data, args.seconds, args.flag).result()
         print(json.dumps(asdict(floor)))
         return
-    literal = measure(data, args.seconds, args.flag)
+    literal = measure_literal(args.image, args.seconds, args.flag)
     fault_free = measure_fault_free(args.image, args.seconds, args.flag)
     for name, floor in (("literal", literal), ("fault-free", fault_free)):
         print(
