@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-fast lint run psql bench bench-memory bench-tools migrate clean
+.PHONY: install test test-fast lint run psql bench bench-memory bench-tools migrate compose-check clean
 
 $(STAMP): pyproject.toml
 	@echo "make: installing the project into $(VENV)/ (2-3 minutes the first time)"
@@ -52,6 +52,11 @@ bench-tools:
 
 migrate: $(STAMP)
 	$(BIN)/python -m pipeline_service.db.migrate
+
+# The Docker path end to end: build, up, requests, restart, down -v (docs/docker.md).
+# Needs Docker with Compose v2.24+; not part of CI. Offline: DOCKER_BUILDKIT=0 make compose-check
+compose-check:
+	$(PYTHON) scripts/compose_check.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

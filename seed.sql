@@ -8,14 +8,20 @@ VALUES (1, 'car-detection',
         1, true)
 ON CONFLICT (id) DO NOTHING;
 
-INSERT INTO pipeline_steps (pipeline_id, position, type, params) VALUES
-    (1, 0, 'decode',    '{}'),
-    (1, 1, 'resize',    '{"width": 640, "height": 640}'),
-    (1, 2, 'normalize', '{"mode": "minmax_uint8"}'),
-    (1, 3, 'base64',    '{"encoding": "jpeg"}'),
-    (1, 4, 'detect',    '{}'),
-    (1, 5, 'save',      '{}')
-ON CONFLICT (pipeline_id, position) DO NOTHING;
+-- Only into a pipeline without steps: once pipeline 1 has been changed (other steps, fewer
+-- of them), running the seed again (every `make run`, every `docker compose up`) must not
+-- add the seed's steps back in.
+INSERT INTO pipeline_steps (pipeline_id, position, type, params)
+SELECT 1, seed.position, seed.type, seed.params::jsonb
+FROM (VALUES
+    (0, 'decode',    '{}'),
+    (1, 'resize',    '{"width": 640, "height": 640}'),
+    (2, 'normalize', '{"mode": "minmax_uint8"}'),
+    (3, 'base64',    '{"encoding": "jpeg"}'),
+    (4, 'detect',    '{}'),
+    (5, 'save',      '{}')
+) AS seed (position, type, params)
+WHERE NOT EXISTS (SELECT FROM pipeline_steps WHERE pipeline_id = 1);
 
 INSERT INTO pipeline_versions (pipeline_id, version, snapshot)
 SELECT p.id, p.version,

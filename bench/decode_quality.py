@@ -2,7 +2,7 @@
 area-resampled reference (full decode + INTER_AREA), 1/2-scale decode + linear resize vs the
 literal path (full decode + linear resize), over many image sizes; and what the rule in
 pipeline_service/pipeline/decode_scale.py chooses for each. The measurement behind
-docs/decisions/0016-fast-decode-rule.md.
+docs/decisions/0018-fast-decode-rule.md.
 
     python -m bench.decode_quality            # the shared photos, then a grid of sizes
     python -m bench.decode_quality --quick    # a coarser grid (a minute or two)

@@ -4,7 +4,7 @@ The launcher gives them to both services (a value already in the environment win
 bench's fault-free floor runs in a process with them, the Dockerfile sets the same `ENV`
 and docs/operations.md ("Allocator settings") lists them for other deployments; tests keep
 those copies equal to this one. Why these values:
-docs/decisions/0015-allocator-keeps-image-buffers.md.
+docs/decisions/0017-allocator-keeps-image-buffers.md.
 """
 
 from collections.abc import Mapping

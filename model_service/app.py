@@ -11,18 +11,19 @@ from typing import Annotated, Any, Literal
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
 
 from model_service.base64_check import decoded_size
 from model_service.config import ModelSettings
 from model_service.errors import SimulatedFailure
 from service_kit import ops_routes
+from service_kit.docs import serve_docs
 from service_kit.errors import FieldProblem, InvalidRequest
 from service_kit.gc_freeze import startup_objects_frozen
 from service_kit.logs import configure_logging
 from service_kit.metrics import forget_this_process
-from service_kit.openapi import finish_openapi, json_example, problem_response
+from service_kit.openapi import finish_openapi, problem_responses, schema_examples
 from service_kit.problems import Problem, install_problem_handlers
 from service_kit.requests import ObserveRequests
 
@@ -31,6 +32,15 @@ NOT_BASE64 = "not valid base64 (standard alphabet, padded to a multiple of 4)"
 
 
 class PredictRequest(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra=schema_examples(
+            {
+                "image": "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAgGBgcGBQgHBwcJCQgKDBQNDAsLDBkSEw8U",
+                "encoding": "jpeg",
+            }
+        )
+    )
+
     image: Annotated[str, Field(description="The image as base64.")]
     encoding: Literal["raw", "png", "jpeg"] = Field(
         "raw", description="raw pixel bytes (then shape and dtype are checked), png or jpeg."
@@ -40,18 +50,18 @@ class PredictRequest(BaseModel):
 
 
 class PredictResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra=schema_examples({"boxes": [[412.0, 288.0, 186.0, 121.0, 0.87, 1]]})
+    )
+
     boxes: list[list[float]] = Field(
         description="Empty, or [[top_left_x, top_left_y, w, h, conf, label]] (label 1 = car)."
     )
 
 
-PREDICT_REQUEST_EXAMPLE = {
-    "image": "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAgGBgcGBQgHBwcJCQgKDBQNDAsLDBkSEw8U",
-    "encoding": "jpeg",
-}
-
-
 class Ready(BaseModel):
+    model_config = ConfigDict(json_schema_extra=schema_examples({"status": "ready"}))
+
     status: str = Field(description='Always "ready": the mock has no dependencies.')
 
 
@@ -84,17 +94,23 @@ def create_app(settings: ModelSettings | None = None) -> FastAPI:
         finally:
             forget_this_process()
 
-    app = FastAPI(title="Model service (mock car detector)", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="Model service (mock car detector)",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,  # served by serve_docs, without a CDN
+        redoc_url=None,
+    )
     install_problem_handlers(app)
     app.add_middleware(ObserveRequests)
     app.include_router(ops_routes.router)
+    serve_docs(app)
 
     @app.get(
         "/readyz",
         summary="Readiness: the mock detector can answer",
         tags=["operations"],
         response_model=Ready,
-        responses={200: json_example({"status": "ready"})},
     )
     async def readyz() -> Ready:
         return Ready(status="ready")
@@ -102,36 +118,15 @@ def create_app(settings: ModelSettings | None = None) -> FastAPI:
     @app.post(
         "/predict",
         summary="Detect cars in one base64 image",
+        tags=["detection"],
         response_model=PredictResponse,
         openapi_extra={
             "requestBody": {
                 "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": PredictRequest.model_json_schema(),
-                        "example": PREDICT_REQUEST_EXAMPLE,
-                    }
-                },
+                "content": {"application/json": {"schema": PredictRequest.model_json_schema()}},
             }
         },
-        responses={
-            200: json_example({"boxes": [[412.0, 288.0, 186.0, 121.0, 0.87, 1]]}),
-            422: problem_response(
-                Problem,
-                "Missing image, invalid base64, or wrong size.",
-                InvalidRequest(
-                    [
-                        FieldProblem(
-                            "image",
-                            "not valid base64 (standard alphabet, padded to a multiple of 4)",
-                        )
-                    ]
-                ).body(),
-            ),
-            500: problem_response(
-                Problem, SimulatedFailure.summary, SimulatedFailure.example().body()
-            ),
-        },
+        responses=problem_responses(Problem, InvalidRequest, SimulatedFailure),
     )
     async def predict(request: Request) -> Response:
         # Parsed with pydantic's own JSON parser straight from bytes: the body is ~1.6 MB.

@@ -84,6 +84,13 @@ class Settings(BaseSettings):
         2.0, gt=0, description="How long GET /readyz waits for PostgreSQL and the model service."
     )
 
+    migrate_connect_wait_s: float = Field(
+        60.0,
+        ge=0,
+        description="How long `python -m pipeline_service.db.migrate` keeps trying its first "
+        "connection while PostgreSQL starts up (refused, or 'starting up'), then gives up.",
+    )
+
     pipeline_admin_token: SecretStr | None = Field(
         None,
         description="Bearer token that may change pipelines; unset: changes are refused.",

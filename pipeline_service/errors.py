@@ -15,7 +15,7 @@ class ServiceError(ProblemError):
     """Base class of the pipeline service's errors. `run_id` is set when a failed run was
     recorded, and then sent with the answer."""
 
-    members = ("run_id",)
+    members: ClassVar[tuple[str, ...]] = ("run_id",)
     run_id: int | None = None
 
 
@@ -347,7 +347,9 @@ class AdminTokenMissing(ServiceError):
     status = HTTPStatus.UNAUTHORIZED
     slug = "unauthorized"
     summary = "Changing pipelines needs the admin token, and none was sent."
-    headers: ClassVar[Mapping[str, str]] = {"WWW-Authenticate": ADMIN_TOKEN_CHALLENGE}
+    headers: ClassVar[Mapping[str, str]] = {
+        "WWW-Authenticate": f"{ADMIN_TOKEN_CHALLENGE}: the token is sent as a bearer token."
+    }
 
     def __init__(self) -> None:
         super().__init__(
@@ -391,3 +393,9 @@ class AdminDisabled(ServiceError):
     @classmethod
     def example(cls) -> Self:
         return cls()
+
+
+# Groups, for the routes that document them (see api/).
+REFUSED_IMAGES = (UnsupportedImage, ImageTooLarge, ImageDoesNotFit)
+MODEL_FAILURES = (ModelBadResponse, ModelUnavailable, ModelCircuitOpen, ModelTimeout)
+ADMIN_REFUSALS = (AdminTokenMissing, AdminTokenWrong, AdminDisabled)

@@ -1,5 +1,6 @@
 """Everything a running process holds: DB engine, pipeline cache + listener, model client,
-the CPU thread pool. Built once per process in the app's lifespan."""
+the CPU thread pool, and the services and repositories the routes use (built here, once per
+process in the app's lifespan, never by a route)."""
 
 import asyncio
 from collections.abc import AsyncIterator
@@ -16,7 +17,7 @@ from pipeline_service.config import Settings
 from pipeline_service.db.change_listener import PipelineChangeListener
 from pipeline_service.db.engine import create_engine, libpq_url
 from pipeline_service.db.idempotency import IdempotencyRepository
-from pipeline_service.db.pipelines import PipelineRepository
+from pipeline_service.db.pipeline_store import PipelineStore
 from pipeline_service.db.results import ResultsRepository
 from pipeline_service.db.runs import RunRepository
 from pipeline_service.idempotency import IdempotentRequests
@@ -24,6 +25,8 @@ from pipeline_service.metrics import MeteredModelClient, PrometheusRunObserver, 
 from pipeline_service.model_client import ModelClient
 from pipeline_service.pipeline.cache import PipelineCache
 from pipeline_service.pipeline.types import RunServices
+from pipeline_service.pipelines import PipelineService
+from pipeline_service.processing import ImageProcessing
 
 
 @dataclass
@@ -35,6 +38,9 @@ class Runtime:
     cpu_pool: ThreadPoolExecutor
     model: ModelClient
     idempotency: IdempotentRequests
+    processing: ImageProcessing
+    pipeline_service: PipelineService
+    results: ResultsRepository
 
 
 @asynccontextmanager
@@ -43,7 +49,8 @@ async def open_runtime(
 ) -> AsyncIterator[Runtime]:
     db = create_engine(settings.database_url, settings.db_pool_size, settings.db_pool_pre_ping)
     watch_pool(db)
-    cache = PipelineCache(PipelineRepository(db).load_active)
+    store = PipelineStore(db)
+    cache = PipelineCache(store.load_active)
     listener = PipelineChangeListener(
         libpq_url(settings.database_url), cache.invalidate, cache.set_listening
     )
@@ -64,13 +71,23 @@ async def open_runtime(
         settings.max_image_pixels,
         PrometheusRunObserver(),
     )
-    idempotency = IdempotentRequests(
-        IdempotencyRepository(db), ResultsRepository(db), settings.idempotency_ttl_s
-    )
+    results = ResultsRepository(db)
+    idempotency = IdempotentRequests(IdempotencyRepository(db), results, settings.idempotency_ttl_s)
     await listener.start()
     purge = asyncio.create_task(idempotency.purge_forever(), name="idempotency-purge")
     try:
-        yield Runtime(settings, db, cache, services, cpu_pool, model, idempotency)
+        yield Runtime(
+            settings=settings,
+            db=db,
+            pipelines=cache,
+            services=services,
+            cpu_pool=cpu_pool,
+            model=model,
+            idempotency=idempotency,
+            processing=ImageProcessing(cache, services, cpu_pool, idempotency),
+            pipeline_service=PipelineService(store, on_change=cache.invalidate),
+            results=results,
+        )
     finally:
         purge.cancel()
         await runs.drain(settings.shutdown_drain_s)  # runs still being written get finished

@@ -127,11 +127,20 @@ class InvalidRequest(ProblemError):
 
 
 class MalformedBody(ProblemError):
-    """A body the framework cannot parse (a broken multipart body): raised by Starlette itself
-    as an HTTPException, and answered with this class's status and slug."""
+    """A body FastAPI cannot even parse: raised by FastAPI/Starlette themselves as an
+    HTTPException(400), whose answer has this status and slug. (A JSON body that is text but
+    not JSON is a 422 invalid-request.)"""
 
     status = HTTPStatus.BAD_REQUEST
     slug = "bad-request"
+    summary = "The body cannot be read at all (a JSON body that is not UTF-8 text)."
+
+    @classmethod
+    def example(cls) -> Self:
+        return cls("There was an error parsing the body")
+
+
+class MalformedMultipart(MalformedBody):
     summary = "The multipart body is malformed (no boundary, broken parts)."
 
     @classmethod

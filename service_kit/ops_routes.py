@@ -2,11 +2,11 @@
 
 from fastapi import APIRouter
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from service_kit.metrics import exposition
-from service_kit.openapi import json_example
+from service_kit.openapi import schema_examples
 
 router = APIRouter(tags=["operations"])
 
@@ -21,6 +21,8 @@ http_request_duration_seconds_bucket{le="0.025",method="POST",route="/process_im
 
 
 class Alive(BaseModel):
+    model_config = ConfigDict(json_schema_extra=schema_examples({"status": "ok"}))
+
     status: str = Field(description='Always "ok": the process answers.')
 
 
@@ -29,7 +31,6 @@ class Alive(BaseModel):
     summary="Liveness: the process is up",
     description="Checks no dependency: answers 200 as long as the process serves HTTP.",
     response_model=Alive,
-    responses={200: json_example({"status": "ok"})},
 )
 async def healthz() -> Alive:
     return Alive(status="ok")

@@ -84,7 +84,7 @@ def _http_detail(request: Request, error: HTTPException) -> str:
     if error.status_code == 405:
         allowed = (error.headers or {}).get("allow") or (error.headers or {}).get("Allow", "")
         return f"{where} is not allowed; this path accepts {allowed or 'other methods'}."
-    return error.detail
+    return error.detail if error.detail.endswith(".") else f"{error.detail}."
 
 
 async def _problem_error(_: Request, error: Exception) -> Response:

@@ -2,6 +2,11 @@
 made up, echoed in the answer), one JSON log line, and the HTTP metrics.
 
 Handlers add `pipeline_id` / `run_id` to the line by setting them on `request.state`.
+
+The line is INFO, WARNING for a 5xx, and DEBUG for a successful probe (PROBE_ROUTES):
+healthchecks and scrapes come every few seconds and would bury everything else, while
+http_requests_total still counts them. LOG_LEVEL=DEBUG shows them; a failing probe shows
+at INFO (4xx) or WARNING (5xx) anyway.
 """
 
 import logging
@@ -25,6 +30,7 @@ HEADER = b"x-request-id"
 # What we accept from a client: short, printable, nothing that could split a log line/header.
 VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:/+=@-]{1,128}")
 LOGGED_STATE = ("pipeline_id", "run_id")
+PROBE_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 def _request_id(scope: Scope) -> str:
@@ -43,6 +49,14 @@ def _route_templates(app: object) -> list[tuple[re.Pattern[str], str]]:
         errors_log.exception("cannot list the app's routes for metric labels")
         paths = {}
     return [(compile_path(template)[0], template) for template in paths]
+
+
+def _level(route: str, status: int) -> int:
+    if status >= 500:
+        return logging.WARNING
+    if route in PROBE_ROUTES and status < 400:
+        return logging.DEBUG
+    return logging.INFO
 
 
 INTERNAL_ERROR = orjson.dumps(InternalError().body())
@@ -101,20 +115,23 @@ class ObserveRequests:
                 await send_with_id({"type": "http.response.body", "body": INTERNAL_ERROR})
         finally:
             seconds = time.perf_counter() - started
-            observe_request(self._route(scope), scope["method"], status, seconds)
-            log.log(
-                logging.WARNING if status >= 500 else logging.INFO,
-                "%s %s %d",
-                scope["method"],
-                scope["path"],
-                status,
-                extra={
-                    "request_id": request_id,
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "status": status,
-                    "duration_ms": round(seconds * 1000, 3),
-                    **{key: state.get(key) for key in LOGGED_STATE},
-                },
-            )
+            route = self._route(scope)
+            observe_request(route, scope["method"], status, seconds)
+            level = _level(route, status)
+            if log.isEnabledFor(level):
+                log.log(
+                    level,
+                    "%s %s %d",
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    extra={
+                        "request_id": request_id,
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "duration_ms": round(seconds * 1000, 3),
+                        **{key: state.get(key) for key in LOGGED_STATE},
+                    },
+                )
             REQUEST_ID.reset(token)

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from pipeline_service.config import Settings
+from pipeline_service.api.dependencies import RuntimeDep, get_runtime
 from pipeline_service.errors import AdminDisabled, AdminTokenMissing, AdminTokenWrong
 
 bearer = HTTPBearer(
@@ -21,11 +21,10 @@ bearer = HTTPBearer(
 
 
 async def require_admin(
-    request: Request,
+    runtime: RuntimeDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> None:
-    settings: Settings = request.app.state.runtime.settings
-    expected = settings.pipeline_admin_token
+    expected = runtime.settings.pipeline_admin_token
     if expected is None:
         raise AdminDisabled()
     if credentials is None:
@@ -46,4 +45,4 @@ async def ensure_admin(request: Request) -> None:
     """`require_admin` for a request that failed validation: FastAPI parses a JSON body before
     it runs dependencies, so without this a client with no token would be told what is wrong
     with its body (422) instead of 401."""
-    await require_admin(request, await bearer(request))
+    await require_admin(get_runtime(request), await bearer(request))

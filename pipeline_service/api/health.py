@@ -7,19 +7,25 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Any
 
-from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
 
-from pipeline_service.api.schemas import Problem
+from pipeline_service.api.dependencies import RuntimeDep
+from pipeline_service.api.schemas import problem_responses
 from pipeline_service.db.health import ping as ping_database
 from pipeline_service.errors import OK, NotReady, ServiceError
-from pipeline_service.runtime import Runtime
-from service_kit.openapi import json_example, problem_example, problem_response
+from service_kit.openapi import schema_examples
 
 router = APIRouter(tags=["operations"])
 
 
 class Readiness(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra=schema_examples(
+            {"status": "ready", "checks": {"database": "ok", "model_service": "ok"}}
+        )
+    )
+
     status: str = Field(description='"ready"')
     checks: dict[str, str] = Field(description='Each dependency: "ok", or what is wrong.')
 
@@ -44,26 +50,9 @@ async def _check(probe: Awaitable[Any], timeout_s: float) -> str:
     description="200 when both answer within READINESS_TIMEOUT_S, otherwise 503 naming the "
     "dependency that is down. Use it to decide whether to send traffic here.",
     response_model=Readiness,
-    responses={
-        200: json_example({"status": "ready", "checks": {"database": "ok", "model_service": "ok"}}),
-        503: problem_response(
-            Problem,
-            "A dependency does not answer; `checks` says which.",
-            problem_example(
-                503,
-                "Not ready: model_service is down (http://127.0.0.1:8001 cannot be reached "
-                "(ConnectError)).",
-                "not-ready",
-                checks={
-                    "database": "ok",
-                    "model_service": "http://127.0.0.1:8001 cannot be reached (ConnectError)",
-                },
-            ),
-        ),
-    },
+    responses=problem_responses(NotReady),
 )
-async def readyz(request: Request) -> Readiness:
-    runtime: Runtime = request.app.state.runtime
+async def readyz(runtime: RuntimeDep) -> Readiness:
     timeout_s = runtime.settings.readiness_timeout_s
     database, model = await asyncio.gather(
         _check(ping_database(runtime.db), timeout_s),

@@ -2,10 +2,10 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
-from pipeline_service.api import pipelines_docs as docs
 from pipeline_service.api.auth import require_admin
+from pipeline_service.api.dependencies import PipelinesDep
 from pipeline_service.api.pipeline_schemas import (
     PipelineIn,
     PipelineOut,
@@ -17,14 +17,22 @@ from pipeline_service.api.preconditions import (
     IfNoneMatch,
     client_copy_is_current,
     etag,
+    etag_header,
     expected_versions,
     set_etag,
 )
-from pipeline_service.api.process_docs import DATABASE_DOWN
+from pipeline_service.api.schemas import problem_responses
 from pipeline_service.config import PG_INT_MAX
-from pipeline_service.db.pipeline_store import PipelineStore
-from pipeline_service.pipeline_admin import PipelineAdmin
-from pipeline_service.runtime import Runtime
+from pipeline_service.errors import (
+    ADMIN_REFUSALS,
+    DatabaseUnavailable,
+    InvalidPipeline,
+    PipelineChanged,
+    PipelineNotFound,
+    UploadTooLarge,
+)
+from service_kit.errors import InvalidRequest, MalformedBody
+from service_kit.openapi import header
 
 router = APIRouter(prefix="/pipelines", tags=["pipelines"])
 
@@ -34,34 +42,27 @@ PipelineId = Annotated[
         ge=1,
         le=PG_INT_MAX,
         description="Pipeline id.",
-        openapi_examples=docs.PIPELINE_ID_EXAMPLES,
+        openapi_examples={"car detection": {"value": 1}},
     ),
 ]
-NewPipeline = Annotated[PipelineIn, Body(openapi_examples=docs.PIPELINE_BODY_EXAMPLES)]
-Replacement = Annotated[PipelineIn, Body(openapi_examples=docs.REPLACEMENT_BODY_EXAMPLES)]
-
-
-def admin(request: Request) -> PipelineAdmin:
-    runtime: Runtime = request.app.state.runtime
-    return PipelineAdmin(PipelineStore(runtime.db), on_change=runtime.pipelines.invalidate)
-
-
-Admin = Annotated[PipelineAdmin, Depends(admin)]
+# Every route that reads or writes a pipeline, and every one that changes it.
+READ = (InvalidRequest, DatabaseUnavailable)
+CHANGE = (ADMIN_REFUSALS, MalformedBody, UploadTooLarge, READ, InvalidPipeline)
 
 
 @router.get(
     "",
     summary="List pipelines",
     response_model=list[PipelineSummary],
-    responses={200: docs.PIPELINE_LIST, 422: docs.LIST_INVALID, 503: DATABASE_DOWN},
+    responses=problem_responses(READ),
 )
 async def list_pipelines(
-    pipelines: Admin,
+    pipelines: PipelinesDep,
     include_deleted: Annotated[
         bool,
         Query(
             description="Also list deleted pipelines.",
-            openapi_examples=docs.INCLUDE_DELETED_EXAMPLES,
+            openapi_examples={"with deleted ones": {"value": True}},
         ),
     ] = False,
 ) -> list[PipelineSummary]:
@@ -73,16 +74,14 @@ async def list_pipelines(
     summary="One active pipeline with its steps",
     response_model=PipelineOut,
     responses={
-        200: docs.ONE_PIPELINE,
-        304: docs.NOT_MODIFIED,
-        404: docs.NOT_FOUND,
-        422: docs.ID_INVALID,
-        503: DATABASE_DOWN,
+        200: etag_header(),
+        304: etag_header("Not Modified: the copy you have (If-None-Match) is the current version."),
+        **problem_responses(PipelineNotFound, READ),
     },
 )
 async def get_pipeline(
     pipeline_id: PipelineId,
-    pipelines: Admin,
+    pipelines: PipelinesDep,
     response: Response,
     if_none_match: IfNoneMatch = None,
 ) -> PipelineOut | Response:
@@ -97,14 +96,11 @@ async def get_pipeline(
     "/{pipeline_id}/versions",
     summary="Every version of a pipeline (deleted ones too), oldest first, with its steps",
     response_model=list[PipelineVersionOut],
-    responses={
-        200: docs.VERSIONS,
-        404: docs.NEVER_EXISTED,
-        422: docs.ID_INVALID,
-        503: DATABASE_DOWN,
-    },
+    responses=problem_responses(PipelineNotFound, READ),
 )
-async def list_versions(pipeline_id: PipelineId, pipelines: Admin) -> list[PipelineVersionOut]:
+async def list_versions(
+    pipeline_id: PipelineId, pipelines: PipelinesDep
+) -> list[PipelineVersionOut]:
     return [PipelineVersionOut.of(v) for v in await pipelines.versions(pipeline_id)]
 
 
@@ -114,14 +110,19 @@ async def list_versions(pipeline_id: PipelineId, pipelines: Admin) -> list[Pipel
     status_code=201,
     response_model=PipelineOut,
     responses={
-        201: docs.CREATED,
-        **docs.ADMIN_ONLY,
-        422: docs.CREATE_INVALID,
-        503: DATABASE_DOWN,
+        201: {
+            "headers": {
+                "Location": header("Its address: /pipelines/{id}."),
+                **etag_header()["headers"],
+            }
+        },
+        **problem_responses(CHANGE),
     },
     dependencies=[Depends(require_admin)],
 )
-async def create_pipeline(body: NewPipeline, pipelines: Admin, response: Response) -> PipelineOut:
+async def create_pipeline(
+    body: PipelineIn, pipelines: PipelinesDep, response: Response
+) -> PipelineOut:
     created = await pipelines.create(body.draft())
     response.headers["Location"] = f"/pipelines/{created.id}"
     set_etag(response, created.version)
@@ -132,20 +133,13 @@ async def create_pipeline(body: NewPipeline, pipelines: Admin, response: Respons
     "/{pipeline_id}",
     summary="Replace a pipeline's name, description and steps (bumps its version)",
     response_model=PipelineOut,
-    responses={
-        200: docs.REPLACED,
-        **docs.ADMIN_ONLY,
-        404: docs.NOT_FOUND,
-        412: docs.CHANGED_MEANWHILE,
-        422: docs.REPLACE_INVALID,
-        503: DATABASE_DOWN,
-    },
+    responses={200: etag_header(), **problem_responses(CHANGE, PipelineNotFound, PipelineChanged)},
     dependencies=[Depends(require_admin)],
 )
 async def replace_pipeline(
     pipeline_id: PipelineId,
-    body: Replacement,
-    pipelines: Admin,
+    body: PipelineIn,
+    pipelines: PipelinesDep,
     response: Response,
     if_match: IfMatch = None,
 ) -> PipelineOut:
@@ -158,17 +152,11 @@ async def replace_pipeline(
     "/{pipeline_id}",
     summary="Delete a pipeline: it stops accepting images; its versions and results stay",
     status_code=204,
-    responses={
-        **docs.ADMIN_ONLY,
-        404: docs.NOT_FOUND,
-        412: docs.CHANGED_MEANWHILE,
-        422: docs.ID_INVALID,
-        503: DATABASE_DOWN,
-    },
+    responses=problem_responses(ADMIN_REFUSALS, PipelineNotFound, PipelineChanged, READ),
     dependencies=[Depends(require_admin)],
 )
 async def delete_pipeline(
-    pipeline_id: PipelineId, pipelines: Admin, if_match: IfMatch = None
+    pipeline_id: PipelineId, pipelines: PipelinesDep, if_match: IfMatch = None
 ) -> Response:
     await pipelines.delete(pipeline_id, expected_versions(if_match))
     return Response(status_code=204)

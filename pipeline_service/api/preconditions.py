@@ -9,7 +9,9 @@ import re
 from typing import Annotated, Any
 
 from fastapi import Header, Response
-from fastapi.exceptions import RequestValidationError
+
+from service_kit.errors import FieldProblem, InvalidRequest
+from service_kit.openapi import header
 
 # One or more entity tags, comma-separated, or "*". A tag may contain a comma, so the list is
 # matched as a whole rather than split.
@@ -45,12 +47,15 @@ IfNoneMatch = Annotated[
     ),
 ]
 
-ETAG_HEADER = {
-    "ETag": {
-        "description": 'The pipeline\'s version, quoted ("3"): send it back as If-Match.',
-        "schema": {"type": "string"},
+
+def etag_header(description: str | None = None) -> dict[str, Any]:
+    """A `responses=` entry that documents the ETag header (and its description, if given)."""
+    entry: dict[str, Any] = {
+        "headers": {
+            "ETag": header('The pipeline\'s version, quoted ("3"): send it back as If-Match.')
+        }
     }
-}
+    return entry if description is None else {**entry, "description": description}
 
 
 def etag(version: int) -> str:
@@ -86,12 +91,10 @@ def client_copy_is_current(if_none_match: str | None, version: int) -> bool:
     return any(_version(tag) == version for _, tag in _entity_tags(if_none_match, "If-None-Match"))
 
 
-def _entity_tags(value: str, header: str) -> list[tuple[bool, str]]:
+def _entity_tags(value: str, name: str) -> list[tuple[bool, str]]:
     """(weak, tag) of each entity tag in the header; a 422 naming it if it is no tag list."""
     if not TAG_LIST.fullmatch(value):
-        raise RequestValidationError(
-            [{"loc": ("header", header), "msg": f"expected {EXPECTED_FORM}", "type": "value_error"}]
-        )
+        raise InvalidRequest([FieldProblem(name, f"expected {EXPECTED_FORM}")])
     return [(bool(weak), tag) for weak, tag in TAG.findall(value)]
 
 

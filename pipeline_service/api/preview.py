@@ -1,25 +1,55 @@
 """POST /pipelines/preview: see what a definition does to an image before saving it."""
 
+import json
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from pipeline_service.api import pipelines_docs as docs
+from pipeline_service.api.dependencies import RuntimeDep
 from pipeline_service.api.pipeline_schemas import PreviewDefinition, PreviewOut
-from pipeline_service.api.process_docs import DATABASE_DOWN
+from pipeline_service.api.schemas import problem_responses
 from pipeline_service.config import PG_INT_MAX
-from pipeline_service.errors import InvalidPipeline
+from pipeline_service.errors import (
+    REFUSED_IMAGES,
+    DatabaseUnavailable,
+    InvalidPipeline,
+    PipelineNotFound,
+    StepFailed,
+    UploadTooLarge,
+)
 from pipeline_service.pipeline.compiler import check_steps
 from pipeline_service.pipeline.definition import PipelineRef
 from pipeline_service.pipeline.engine import CompiledPipeline
 from pipeline_service.pipeline.preview import preview
-from pipeline_service.runtime import Runtime
+from service_kit.errors import FieldProblem, InvalidRequest, MalformedMultipart
 
 router = APIRouter(tags=["pipelines"])
 
 DRAFT = PipelineRef(id=0, version=0, name="preview")
+DEFINITION_EXAMPLE = json.dumps(
+    {
+        "steps": [
+            {"type": "decode"},
+            {"type": "crop", "params": {"x": 0, "y": 0, "w": 640, "h": 360}},
+            {"type": "gaussian_blur", "params": {"kernel_size": 5}},
+            {"type": "resize", "params": {"width": 320, "height": 320}},
+            {"type": "base64"},
+            {"type": "detect"},
+        ]
+    }
+)
+FORM_EXAMPLES = {
+    "a definition": {
+        "summary": "Try steps before saving them",
+        "value": {"image": "<the bytes of a JPEG>", "definition": DEFINITION_EXAMPLE},
+    },
+    "a stored pipeline": {
+        "summary": "See what pipeline 1 does to this image",
+        "value": {"image": "<the bytes of a JPEG>", "pipeline_id": 1},
+    },
+}
 
 
 def _definition_errors(error: ValidationError) -> RequestValidationError:
@@ -30,14 +60,13 @@ def _definition_errors(error: ValidationError) -> RequestValidationError:
 
 def _one_source(definition: str | None, pipeline_id: int | None) -> None:
     if (definition is None) == (pipeline_id is None):
-        raise RequestValidationError(
+        raise InvalidRequest(
             [
-                {
-                    "loc": ("definition",),
-                    "msg": "send either a definition (JSON) or the pipeline_id of a stored "
-                    "pipeline, not both and not neither",
-                    "type": "value_error",
-                }
+                FieldProblem(
+                    "definition",
+                    "send either a definition (JSON) or the pipeline_id of a stored pipeline, "
+                    "not both and not neither",
+                )
             ]
         )
 
@@ -64,25 +93,29 @@ def _compile(definition: str) -> CompiledPipeline:
         "Nothing is sent to the model and nothing is stored."
     ),
     response_model=PreviewOut,
-    openapi_extra=docs.PREVIEW_FORM,
-    responses={
-        200: docs.PREVIEWED,
-        404: docs.PREVIEW_NOT_FOUND,
-        413: docs.PREVIEW_TOO_LARGE,
-        415: docs.PREVIEW_NOT_AN_IMAGE,
-        422: docs.PREVIEW_INVALID,
-        503: DATABASE_DOWN,
+    openapi_extra={
+        "requestBody": {"content": {"multipart/form-data": {"examples": FORM_EXAMPLES}}}
     },
+    responses=problem_responses(
+        MalformedMultipart,
+        UploadTooLarge,
+        InvalidRequest,
+        PipelineNotFound,
+        InvalidPipeline,
+        REFUSED_IMAGES,
+        StepFailed,
+        DatabaseUnavailable,
+    ),
 )
 async def preview_pipeline(
-    request: Request,
+    runtime: RuntimeDep,
     image: Annotated[UploadFile, File(description="The image (JPEG, PNG...).")],
     definition: Annotated[
         str | None,
         Form(
             description='Pipeline definition as JSON: {"steps": [{"type": ..., '
             '"params": {...}}, ...]}.',
-            examples=[docs.PREVIEW_DEFINITION],
+            examples=[DEFINITION_EXAMPLE],
         ),
     ] = None,
     pipeline_id: Annotated[
@@ -90,7 +123,6 @@ async def preview_pipeline(
         Form(ge=1, le=PG_INT_MAX, description="Or: preview a stored pipeline.", examples=[1]),
     ] = None,
 ) -> PreviewOut:
-    runtime: Runtime = request.app.state.runtime
     _one_source(definition, pipeline_id)
     if definition is not None:
         pipeline = _compile(definition)

@@ -3,54 +3,48 @@
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Header, Query, Request, Response, UploadFile
-from fastapi.exceptions import RequestValidationError
 
-from pipeline_service.api import process_docs as docs
-from pipeline_service.api.schemas import Problem, ProcessResult
+from pipeline_service.api.dependencies import RuntimeDep
+from pipeline_service.api.schemas import ProcessResult, problem_responses
 from pipeline_service.config import PG_INT_MAX
-from pipeline_service.runtime import Runtime
-from service_kit.openapi import json_example, problem_example, problem_response
+from pipeline_service.errors import (
+    MODEL_FAILURES,
+    REFUSED_IMAGES,
+    DatabaseUnavailable,
+    IdempotencyConflict,
+    InvalidPipeline,
+    PipelineNotFound,
+    StepFailed,
+    UploadTooLarge,
+)
+from service_kit.errors import FieldProblem, InvalidRequest, MalformedMultipart
+from service_kit.openapi import header
 
-router = APIRouter()
+router = APIRouter(tags=["processing"])
 
-RETRY_AFTER = {
-    "Retry-After": {
-        "description": "Seconds to wait before trying again.",
-        "schema": {"type": "integer"},
-    }
-}
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]+$"  # visible ASCII, no spaces
 REPLAYED_HEADER = "Idempotent-Replayed"
-KEY_REUSED = problem_example(
-    409,
-    "The Idempotency-Key 'a1b2' was already used with a different image (run 42); send a new "
-    "key for a new request, or the same image and pipeline to get the stored result.",
-    "idempotency-key-reused",
-)
 
 
 def _pipeline_id(from_query: int | None, from_form: int | None) -> int:
     if from_query is not None and from_form is not None and from_query != from_form:
-        raise RequestValidationError(
+        raise InvalidRequest(
             [
-                {
-                    "loc": ("pipeline_id",),
-                    "msg": "given twice with different values "
-                    f"(query {from_query}, form {from_form}); send it once",
-                    "type": "value_error",
-                }
+                FieldProblem(
+                    "pipeline_id",
+                    f"given twice with different values (query {from_query}, form {from_form}); "
+                    "send it once",
+                )
             ]
         )
     pipeline_id = from_query if from_query is not None else from_form
     if pipeline_id is None:
-        raise RequestValidationError(
+        raise InvalidRequest(
             [
-                {
-                    "loc": ("pipeline_id",),
-                    "msg": "Field required; send it as a query parameter "
-                    "(?pipeline_id=1) or a form field",
-                    "type": "missing",
-                }
+                FieldProblem(
+                    "pipeline_id",
+                    "Field required; send it as a query parameter (?pipeline_id=1) or a form field",
+                )
             ]
         )
     return pipeline_id
@@ -70,35 +64,30 @@ def _pipeline_id(from_query: int | None, from_form: int | None) -> int:
         }
     },
     responses={
-        200: json_example(docs.PROCESS_RESULT_EXAMPLE),
-        404: problem_response(Problem, "No active pipeline with that id.", docs.NOT_FOUND),
-        409: problem_response(
-            Problem, "Idempotency-Key already used for another request.", KEY_REUSED
-        ),
-        413: problem_response(
-            Problem, "Upload or image larger than the configured limit.", *docs.TOO_LARGE
-        ),
-        415: problem_response(Problem, "The file is not a decodable image.", docs.NOT_AN_IMAGE),
-        422: problem_response(
-            Problem, "Missing or invalid field, or a broken pipeline.", *docs.UNPROCESSABLE
-        ),
-        502: problem_response(
-            Problem, "The model service answered garbage (run stored).", docs.BAD_GATEWAY
-        ),
-        503: {
-            **problem_response(
-                Problem,
-                "Model service or database unreachable (see Retry-After).",
-                *docs.UNAVAILABLE,
-            ),
-            "headers": RETRY_AFTER,
+        200: {
+            "headers": {
+                REPLAYED_HEADER: header(
+                    '"true" when the answer is the run stored earlier for the same '
+                    "Idempotency-Key (nothing ran again); absent otherwise."
+                )
+            }
         },
-        504: problem_response(
-            Problem, "The model service was too slow (run stored).", docs.TIMEOUT
+        **problem_responses(
+            MalformedMultipart,
+            UploadTooLarge,
+            InvalidRequest,
+            PipelineNotFound,
+            InvalidPipeline,
+            IdempotencyConflict,
+            REFUSED_IMAGES,
+            StepFailed,
+            MODEL_FAILURES,
+            DatabaseUnavailable,
         ),
     },
 )
 async def process_image(
+    runtime: RuntimeDep,
     request: Request,
     response: Response,
     image: Annotated[UploadFile, File(description="The image (JPEG, PNG...).")],
@@ -128,29 +117,10 @@ async def process_image(
         ),
     ] = None,
 ) -> ProcessResult:
-    runtime: Runtime = request.app.state.runtime
     pipeline_id = _pipeline_id(pipeline_id_query, pipeline_id_form)
     request.state.pipeline_id = pipeline_id  # for the request's log line
-    data = await image.read()
-    claim, image_sha256 = None, None
-    if idempotency_key is not None:
-        claim, image_sha256 = await runtime.idempotency.claim_for(
-            idempotency_key, pipeline_id, data, runtime.cpu_pool
-        )
-        earlier = await runtime.idempotency.earlier_run(claim)
-        if earlier is not None:
-            request.state.run_id = earlier.id
-            response.headers[REPLAYED_HEADER] = "true"
-            return ProcessResult.of_stored(earlier)
-    pipeline = await runtime.pipelines.get(pipeline_id)
-    ctx = await pipeline.run(
-        data, runtime.services, runtime.cpu_pool, idempotency=claim, image_sha256=image_sha256
-    )
-    request.state.run_id = ctx.run_id
-    if ctx.replayed and ctx.run_id is not None:
-        # a request with the same key was stored first while this one ran
-        stored = await runtime.idempotency.stored_run(ctx.run_id)
-        if stored is not None:
-            response.headers[REPLAYED_HEADER] = "true"
-            return ProcessResult.of_stored(stored)
-    return ProcessResult.of(ctx)
+    processed = await runtime.processing.process(pipeline_id, await image.read(), idempotency_key)
+    request.state.run_id = processed.run_id
+    if processed.replayed:
+        response.headers[REPLAYED_HEADER] = "true"
+    return ProcessResult.of(processed.run)

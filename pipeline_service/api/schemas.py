@@ -1,34 +1,57 @@
-"""Response bodies of the HTTP API."""
+"""The answer of POST /process_image, and the Problem of every error answer."""
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 import service_kit.problems
 from pipeline_service.db.results import StoredRun
 from pipeline_service.errors import StepProblem
-from pipeline_service.pipeline.types import Box, RunContext, best_car
+from pipeline_service.pipeline.types import RunContext, best_car
+from service_kit import openapi
 from service_kit.errors import FieldProblem
+
+PROCESS_RESULT_EXAMPLE: dict[str, Any] = {
+    "run_id": 42,
+    "pipeline_id": 1,
+    "pipeline_version": 1,
+    "status": "succeeded",
+    "car_detected": True,
+    "box": {
+        "top_left_x": 412.0,
+        "top_left_y": 288.0,
+        "w": 186.0,
+        "h": 121.0,
+        "conf": 0.87,
+        "label": 1,
+    },
+    "detections": [[412.0, 288.0, 186.0, 121.0, 0.87, 1]],
+    "timings_ms": {
+        "decode": 7.9,
+        "resize": 0.9,
+        "normalize": 0.4,
+        "base64": 0.6,
+        "detect": 3.1,
+        "save": 1.4,
+    },
+    "image": {
+        "sha256": "3f1b5e0c4a8d2b7e9f6a1c0d5e4b3a2918f7e6d5c4b3a29180f7e6d5c4b3a291",
+        "bytes": 595729,
+        "width": 1920,
+        "height": 1080,
+    },
+}
 
 
 class BoxOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     top_left_x: float
     top_left_y: float
     w: float
     h: float
     conf: float
     label: int = Field(description="1 = car")
-
-    @classmethod
-    def of(cls, box: Box) -> "BoxOut":
-        return cls(
-            top_left_x=box.top_left_x,
-            top_left_y=box.top_left_y,
-            w=box.w,
-            h=box.h,
-            conf=box.conf,
-            label=box.label,
-        )
 
 
 class ImageInfo(BaseModel):
@@ -39,6 +62,8 @@ class ImageInfo(BaseModel):
 
 
 class ProcessResult(BaseModel):
+    model_config = ConfigDict(json_schema_extra=openapi.schema_examples(PROCESS_RESULT_EXAMPLE))
+
     run_id: int | None = Field(
         description="Id of the stored run; null if the pipeline has no save step."
     )
@@ -54,7 +79,9 @@ class ProcessResult(BaseModel):
     image: ImageInfo
 
     @classmethod
-    def of(cls, ctx: RunContext) -> "ProcessResult":
+    def of(cls, ctx: RunContext | StoredRun) -> "ProcessResult":
+        if isinstance(ctx, StoredRun):  # an earlier run with the same Idempotency-Key
+            return cls(**stored_run_fields(ctx))
         best = ctx.best_car()
         assert ctx.image_sha256 is not None
         return cls(
@@ -62,7 +89,7 @@ class ProcessResult(BaseModel):
             pipeline_id=ctx.pipeline.id,
             pipeline_version=ctx.pipeline.version,
             car_detected=ctx.car_detected,
-            box=BoxOut.of(best) if best else None,
+            box=BoxOut.model_validate(best) if best else None,
             detections=[box.as_tuple() for box in ctx.detections or ()],
             timings_ms=ctx.timings_ms,
             image=ImageInfo(
@@ -72,11 +99,6 @@ class ProcessResult(BaseModel):
                 height=ctx.image_height,
             ),
         )
-
-    @classmethod
-    def of_stored(cls, run: StoredRun) -> "ProcessResult":
-        """The answer of a run stored earlier (an Idempotency-Key replay)."""
-        return cls(**stored_run_fields(run))
 
 
 def stored_run_fields(run: StoredRun) -> dict[str, Any]:
@@ -88,7 +110,7 @@ def stored_run_fields(run: StoredRun) -> dict[str, Any]:
         "pipeline_version": run.pipeline_version,
         "status": run.status,
         "car_detected": run.car_detected,
-        "box": BoxOut.of(best) if best else None,
+        "box": BoxOut.model_validate(best) if best else None,
         "detections": [box.as_tuple() for box in run.detections],
         "timings_ms": run.timings_ms,
         "image": ImageInfo(
@@ -118,3 +140,8 @@ class Problem(service_kit.problems.Problem):
     run_id: int | None = Field(
         None, description="When a failed run was recorded: its id (see GET /results/{run_id})."
     )
+
+
+def problem_responses(*errors: openapi.Errors) -> dict[int | str, dict[str, Any]]:
+    """A route's `responses=` entries for the errors it can answer, from their classes."""
+    return openapi.problem_responses(Problem, *errors)

@@ -2,7 +2,6 @@
 
 from fastapi import APIRouter
 
-from pipeline_service.api import pipelines_docs as docs
 from pipeline_service.api.pipeline_schemas import StepType
 from pipeline_service.pipeline.step import step_catalogue
 
@@ -13,7 +12,6 @@ router = APIRouter(tags=["pipelines"])
     "/steps",
     summary="Every step type: what it consumes and produces, and its params",
     response_model=list[StepType],
-    responses={200: docs.STEP_CATALOGUE},
 )
 async def list_step_types() -> list[StepType]:
     return [StepType(**entry) for entry in step_catalogue()]

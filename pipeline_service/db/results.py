@@ -76,7 +76,7 @@ class StoredRun:
 
 
 @dataclass(frozen=True, slots=True)
-class RunPage:
+class StoredRunPage:
     runs: list[StoredRun]
     snapshot: str  # pg_snapshot text: which transactions this listing sees
     more: bool  # whether runs remain after the last one
@@ -132,7 +132,7 @@ class ResultsRepository:
         limit: int,
         snapshot: str | None = None,
         after: Position | None = None,
-    ) -> RunPage:
+    ) -> StoredRunPage:
         """Up to `limit` runs newest first; without `snapshot`, a new listing starts now."""
         async with database_errors_as_unavailable(), self._engine.connect() as conn:
             if snapshot is None:
@@ -151,7 +151,7 @@ class ResultsRepository:
                     < tuple_(after.created_at, after.id)
                 )
             runs = await self._runs(conn, query)
-        return RunPage(runs[:limit], snapshot, more=len(runs) > limit)
+        return StoredRunPage(runs[:limit], snapshot, more=len(runs) > limit)
 
     async def _runs(self, conn: AsyncConnection, query: Select[Any]) -> list[StoredRun]:
         rows = (await conn.execute(query)).all()

@@ -5,7 +5,7 @@ header size and the resize that follows, never by decoding twice.
 - `fast`: as `auto`, and also 1/2 where the 1/2-scale image falls a little short of the
   target but its linear resize was measured at least as close to an area-resampled
   reference (full decode + INTER_AREA) as the literal path (full decode + INTER_LINEAR):
-  docs/decisions/0016-fast-decode-rule.md, `python -m bench.decode_quality`.
+  docs/decisions/0018-fast-decode-rule.md, `python -m bench.decode_quality`.
 - `off`: always the full size.
 """
 

@@ -99,8 +99,8 @@ async def waiting_on_a_lock(database_url: str) -> int:
 async def test_a_change_landing_while_a_put_waits_for_the_row_makes_that_put_a_412(
     make_client: ClientFactory, db: asyncpg.Connection, database_url: str
 ) -> None:
-    """The version is checked again on the locked row: a PUT that passed the first check
-    while another change was being written cannot overwrite that change."""
+    """The version is checked on the locked row: a PUT that arrives while another change is
+    being written cannot overwrite that change."""
     async with make_client(**ADMIN) as client:
         created = await create(client)
         pipeline_id = created["id"]
@@ -120,6 +120,34 @@ async def test_a_change_landing_while_a_put_waits_for_the_row_makes_that_put_a_4
         (1, created["description"]),
         (2, "changed meanwhile"),
     ]
+
+
+async def test_a_put_is_judged_on_the_row_it_locks_404_then_412_then_422(
+    make_client: ClientFactory, db: asyncpg.Connection, database_url: str
+) -> None:
+    """Existence, version and validity are all checked in the change's one transaction, after
+    it has the row: an invalid PUT waiting for the row answers for what it finds there, a
+    412 if the pipeline changed meanwhile, a 404 if it was deleted."""
+    invalid_steps = [{"type": "resize", "params": {"width": 0}}]
+    async with make_client(**ADMIN) as client:
+        answers = []
+        for landing in (
+            "UPDATE pipelines SET description = 'changed meanwhile' WHERE id = $1",
+            "UPDATE pipelines SET is_active = false WHERE id = $1",
+        ):
+            created = await create(client)
+            body = replacement(created, invalid_steps)
+            async with db.transaction():
+                await db.execute("SELECT 1 FROM pipelines WHERE id = $1 FOR UPDATE", created["id"])
+                pending = asyncio.create_task(put(client, created["id"], body, '"1"'))
+                waiting = await eventually(lambda: waiting_on_a_lock(database_url), lambda n: n > 0)
+                assert waiting == 1, "the PUT never reached the row lock"
+                await db.execute(landing, created["id"])
+            answers.append((created["id"], await pending))
+    (changed_id, changed), (_, deleted) = answers
+    assert_changed_meanwhile(changed, changed_id, current=2)
+    assert deleted.status_code == 404, deleted.text
+    assert deleted.json()["type"] == "/problems/pipeline-not-found"
 
 
 async def test_of_two_puts_based_on_the_same_version_only_one_lands(

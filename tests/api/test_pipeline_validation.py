@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from service_kit.errors import MalformedBody
 from tests.fixtures.pipelines import AUTH, CAR_STEPS, create, definition, pipeline_tables
 from tests.fixtures.services import ClientFactory
 
@@ -224,6 +225,17 @@ async def test_body_that_is_not_json_is_a_422(make_client: ClientFactory, db) ->
         )
     assert response.status_code == 422, response.text
     assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_body_that_is_not_text_is_the_documented_400(make_client: ClientFactory, db) -> None:
+    before = await pipeline_tables(db)
+    async with make_client(pipeline_admin_token="test-admin-token") as client:
+        response = await client.post(
+            "/pipelines", content=b"\xff", headers={**AUTH, "content-type": "application/json"}
+        )
+    assert response.status_code == 400, response.text
+    assert response.json() == MalformedBody.example().body()
+    assert await pipeline_tables(db) == before
 
 
 async def test_two_creates_racing_for_one_name_give_one_pipeline(

@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from service_kit.errors import MalformedMultipart
 from tests.fixtures.runs import count_rows
 from tests.fixtures.services import ClientFactory
 
@@ -143,6 +144,17 @@ async def test_streamed_upload_over_the_limit_is_413(client, db) -> None:
     )
     problem = assert_problem(response, 413, "MAX_UPLOAD_BYTES")
     assert problem["type"] == "/problems/upload-too-large"  # as when Content-Length says so
+    assert await count_rows(db) == before
+
+
+async def test_a_broken_multipart_body_is_the_documented_400(client, db) -> None:
+    before = await count_rows(db)
+    for path in ("/process_image?pipeline_id=1", "/pipelines/preview"):
+        response = await client.post(
+            path, content=b"garbage", headers={"content-type": "multipart/form-data; boundary=b"}
+        )
+        assert response.status_code == 400, response.text
+        assert response.json() == MalformedMultipart.example().body()
     assert await count_rows(db) == before
 
 

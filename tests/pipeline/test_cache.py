@@ -10,7 +10,7 @@ import pytest
 
 from pipeline_service.db.change_listener import PipelineChangeListener
 from pipeline_service.db.engine import create_engine
-from pipeline_service.db.pipelines import PipelineRepository
+from pipeline_service.db.pipeline_store import PipelineStore
 from pipeline_service.pipeline.cache import PipelineCache
 from pipeline_service.pipeline.definition import PipelineDefinition
 from tests.fixtures.pipelines import create, eventually, listener_pids
@@ -38,7 +38,7 @@ async def watched(database_url: str, db) -> AsyncIterator[Watched]:
     engine = create_engine(
         database_url.replace("postgresql://", "postgresql+asyncpg://"), 2, pre_ping=True
     )
-    repository = PipelineRepository(engine)
+    repository = PipelineStore(engine)
 
     async def load(pipeline_id: int) -> PipelineDefinition | None:
         state.loads.append(pipeline_id)

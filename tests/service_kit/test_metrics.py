@@ -148,6 +148,7 @@ async def test_two_workers_count_every_request(
     database_url: str, tmp_path: Path, metrics_dir: str
 ) -> None:
     env = {"DATABASE_URL": database_url, "MODEL_SERVICE_URL": "http://127.0.0.1:9"}
+    env["LOG_LEVEL"] = "DEBUG"  # /healthz lines are DEBUG: they tell which worker answered
     if metrics_dir == "configured":
         env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path / "metrics")
     sent = 0

@@ -11,13 +11,14 @@ from service_kit.errors import (
     InternalError,
     InvalidRequest,
     MalformedBody,
+    MalformedMultipart,
     ProblemError,
     concrete_errors,
     default_slug,
 )
 from service_kit.problems import RaisedProblem, install_problem_handlers
 
-KIT_ERRORS = [InternalError, InvalidRequest, MalformedBody, SimulatedFailure]
+KIT_ERRORS = [InternalError, InvalidRequest, MalformedBody, MalformedMultipart, SimulatedFailure]
 
 
 def _app() -> FastAPI:
@@ -104,3 +105,4 @@ async def test_http_errors_and_bugs_are_problems_too(client) -> None:
 def test_a_malformed_body_has_the_type_starlette_answers_it_with() -> None:
     """Starlette raises it as an HTTPException(400): answered with the status's own slug."""
     assert MalformedBody.slug == default_slug(MalformedBody.status)
+    assert MalformedMultipart.slug == MalformedBody.slug

@@ -53,9 +53,9 @@ async def test_request_ids_are_made_up_when_missing_or_unusable(
 ) -> None:
     async with make_client() as client:
         capsys.readouterr()
-        plain = await client.get("/healthz")
-        unusable = await client.get("/healthz", headers={"X-Request-ID": "has spaces" + "x" * 200})
-        too_long = await client.get("/healthz", headers={"X-Request-ID": "a" * 129})
+        plain = await client.get("/steps")
+        unusable = await client.get("/steps", headers={"X-Request-ID": "has spaces" + "x" * 200})
+        too_long = await client.get("/steps", headers={"X-Request-ID": "a" * 129})
     ids = [r.headers["x-request-id"] for r in (plain, unusable, too_long)]
     assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)
     assert len(set(ids)) == 3
