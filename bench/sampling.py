@@ -71,7 +71,9 @@ def cpu_by_stage(before: Snapshot, after: Snapshot) -> dict[str, float]:
     for group, delta in _delta(before, after):
         if group == "pipeline":
             used["loop"] += delta.main_thread_cpu_s
-            used["threads"] += delta.cpu_s - delta.main_thread_cpu_s
+            # The process's and its main thread's times are read one after the other, in
+            # 10 ms ticks: the difference may come out a tick below zero.
+            used["threads"] += max(delta.cpu_s - delta.main_thread_cpu_s, 0.0)
         else:
             used[group] += delta.cpu_s
     return used
