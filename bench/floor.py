@@ -4,25 +4,45 @@ np.frombuffer -> cv2.imdecode -> resize 640x640 -> normalize -> bytes -> base64,
 loop on the same image. Requests/s for the machine = cores x 1000 / ms per image: what the
 service could reach if it did nothing but this work on every core.
 
+Two of them, each on a worker thread of a new process: the *literal* floor with glibc's
+default malloc settings (every large buffer is a fresh mmap that the kernel faults in page by
+page), and the *fault-free* floor with the services' allocator settings
+(devstack/allocator.py), where those buffers are reused. Each reports its CPU time and minor
+page faults per image too.
+
     python bench/floor.py ../shared/images/parking_1920x1080.jpg [--seconds 3]
+    python -m bench.floor IMAGE --json    # one JSON line (what the fault-free floor runs)
 """
 
 import argparse
 import base64
+import json
 import os
+import resource
 import statistics
+import subprocess
+import sys
 import time
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if __name__ == "__main__" and str(ROOT) not in sys.path:  # run as a script: bench/floor.py
+    sys.path.insert(0, str(ROOT))
+
+from devstack.allocator import ALLOCATOR_ENV, with_allocator_env  # noqa: E402
 
 
 @dataclass(frozen=True)
 class Floor:
     ms_per_image: float  # median over the batches
     cores: int
+    faults_per_image: float = 0.0  # minor page faults of the measuring process, per image
+    cpu_ms_per_image: float = 0.0  # CPU time of the measuring thread (wall time is ms_per_image)
 
     @property
     def requests_per_s(self) -> float:
@@ -30,7 +50,12 @@ class Floor:
 
     @staticmethod
     def mean(*floors: "Floor") -> "Floor":
-        return Floor(statistics.fmean(f.ms_per_image for f in floors), floors[0].cores)
+        return Floor(
+            statistics.fmean(f.ms_per_image for f in floors),
+            floors[0].cores,
+            statistics.fmean(f.faults_per_image for f in floors),
+            statistics.fmean(f.cpu_ms_per_image for f in floors),
+        )
 
 
 def car_pipeline_work(data: bytes, flag: int = cv2.IMREAD_COLOR) -> str:
@@ -38,6 +63,10 @@ def car_pipeline_work(data: bytes, flag: int = cv2.IMREAD_COLOR) -> str:
     image = cv2.resize(image, (640, 640), interpolation=cv2.INTER_LINEAR)
     image = cv2.normalize(image, None, 0, 255, cv2.NORM_MINMAX, dtype=cv2.CV_8U)
     return base64.b64encode(image.tobytes()).decode("ascii")
+
+
+def minor_faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def measure(data: bytes, seconds: float = 3.0, flag: int = cv2.IMREAD_COLOR) -> Floor:
@@ -48,26 +77,73 @@ def measure(data: bytes, seconds: float = 3.0, flag: int = cv2.IMREAD_COLOR) -> 
     started = time.perf_counter()
     car_pipeline_work(data, flag)
     batch = max(1, int(seconds / 20 / max(time.perf_counter() - started, 1e-6)))
-    per_image = []
+    per_image, cpu_per_image = [], []
+    faults_before = minor_faults()
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline or len(per_image) < 3:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.thread_time()
         for _ in range(batch):
             car_pipeline_work(data, flag)
         per_image.append((time.perf_counter() - started) * 1000 / batch)
-    return Floor(statistics.median(per_image), os.cpu_count() or 1)
+        cpu_per_image.append((time.thread_time() - cpu_started) * 1000 / batch)
+    faults = (minor_faults() - faults_before) / (len(per_image) * batch)
+    return Floor(
+        statistics.median(per_image),
+        os.cpu_count() or 1,
+        faults,
+        statistics.median(cpu_per_image),
+    )
+
+
+def measure_literal(image: Path, seconds: float = 3.0, flag: int = cv2.IMREAD_COLOR) -> Floor:
+    """The work in a new process with glibc's default malloc settings (none of the services'
+    allocator settings). A new process each time: glibc's defaults adapt to what the process
+    freed before (its mmap threshold rises to the largest buffer freed so far), so a floor
+    measured in a long-lived process depends on what that process did earlier."""
+    env = {k: v for k, v in os.environ.items() if k not in ALLOCATOR_ENV}
+    return _measure_in_new_process(image, seconds, flag, env)
+
+
+def measure_fault_free(image: Path, seconds: float = 3.0, flag: int = cv2.IMREAD_COLOR) -> Floor:
+    """The same work in a new process configured like the services (their allocator
+    settings)."""
+    return _measure_in_new_process(image, seconds, flag, with_allocator_env(os.environ))
+
+
+def _measure_in_new_process(image: Path, seconds: float, flag: int, env: dict[str, str]) -> Floor:
+    """On a worker thread, as in the services' image thread pool."""
+    command = [sys.executable, "-m", "bench.floor", str(image), "--json"]
+    command += ["--seconds", str(seconds), "--flag", str(flag)]
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"measuring the floor failed: {result.stderr.strip()}")
+    return Floor(**json.loads(result.stdout.splitlines()[-1]))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("image", type=Path)
     parser.add_argument("--seconds", type=float, default=3.0)
-    args = parser.parse_args()
-    floor = measure(args.image.read_bytes(), args.seconds)
-    print(
-        f"{args.image.name}: {floor.ms_per_image:.2f} ms/image on one thread -> "
-        f"floor {floor.requests_per_s:.0f} req/s on {floor.cores} cores"
+    parser.add_argument("--flag", type=int, default=cv2.IMREAD_COLOR, help="cv2.imdecode flag")
+    parser.add_argument(
+        "--json", action="store_true", help="measure on a worker thread; print one JSON line"
     )
+    args = parser.parse_args()
+    data = args.image.read_bytes()
+    if args.json:
+        with ThreadPoolExecutor(1) as pool:
+            floor = pool.submit(measure, data, args.seconds, args.flag).result()
+        print(json.dumps(asdict(floor)))
+        return
+    literal = measure_literal(args.image, args.seconds, args.flag)
+    fault_free = measure_fault_free(args.image, args.seconds, args.flag)
+    for name, floor in (("literal", literal), ("fault-free", fault_free)):
+        print(
+            f"{args.image.name}, {name} floor: {floor.ms_per_image:.2f} ms/image on one thread "
+            f"({floor.cpu_ms_per_image:.2f} ms CPU, {floor.faults_per_image:,.0f} page "
+            "faults/image) -> "
+            f"{floor.requests_per_s:.0f} req/s on {floor.cores} cores"
+        )
 
 
 if __name__ == "__main__":

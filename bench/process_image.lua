@@ -1,13 +1,13 @@
 -- wrk script: POST /process_image with a multipart image, one connection per wrk thread.
 --
---   wrk -t C -c C -d <safety bound> -s bench/process_image.lua URL -- IMAGE SECONDS STOPPED_FD [LIMIT]
+--   wrk -t C -c C -d <safety bound> -s bench/process_image.lua URL -- IMAGE SECONDS STOPPED_FD [LIMIT [PIPELINE_ID]]
 --
 -- Each thread stops itself on the first answer after SECONDS (or after LIMIT answers, when
 -- given) and writes one byte to
 -- STOPPED_FD; the bench then ends wrk (SIGINT). So no request is left in flight: every
 -- request the server saw was answered and counted, and the bench can compare PostgreSQL's
 -- rows with the 200 answers. done() prints one JSON line, "BENCH {...}",
--- with the answers by status, socket errors, the measured window and latency percentiles.
+-- with the answers by status, socket errors, the measured window, mean latency and percentiles.
 
 local ffi = require("ffi")
 ffi.cdef [[
@@ -35,6 +35,7 @@ function init(args)
   local path, seconds = args[1], tonumber(args[2])
   stopped_fd = tonumber(args[3])
   limit = tonumber(args[4] or "0")
+  local pipeline_id = args[5] or "1"
   local file = assert(io.open(path, "rb"))
   local image = file:read("*a")
   file:close()
@@ -45,7 +46,7 @@ function init(args)
     "Content-Type: image/jpeg\r\n\r\n", image, "\r\n",
     "--", boundary, "--\r\n",
   })
-  req = wrk.format("POST", "/process_image?pipeline_id=1",
+  req = wrk.format("POST", "/process_image?pipeline_id=" .. pipeline_id,
     { ["Content-Type"] = "multipart/form-data; boundary=" .. boundary }, body)
   deadline = now() + seconds
 end
@@ -87,9 +88,9 @@ function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
     'BENCH {"ok": %d, "failed": %d, "statuses": "%s", "socket_errors": %d, "seconds": %.4f, ' ..
-    '"p50_ms": %.3f, "p90_ms": %.3f, "p99_ms": %.3f, "max_ms": %.3f}\n',
+    '"mean_ms": %.3f, "p50_ms": %.3f, "p90_ms": %.3f, "p99_ms": %.3f, "max_ms": %.3f}\n',
     total_ok, total_failed, table.concat(all_statuses, ","),
     e.connect + e.read + e.write + e.timeout, (ended or 0) - (started or 0),
-    latency:percentile(50) / 1000, latency:percentile(90) / 1000,
+    latency.mean / 1000, latency:percentile(50) / 1000, latency:percentile(90) / 1000,
     latency:percentile(99) / 1000, latency.max / 1000))
 end

@@ -22,6 +22,7 @@ class LoadResult:
     statuses: str  # "status:count,..." of the failures
     socket_errors: int
     seconds: float
+    mean_ms: float
     p50_ms: float
     p90_ms: float
     p99_ms: float
@@ -48,10 +49,16 @@ def require_wrk() -> str:
 
 
 def run_wrk(
-    url: str, image: Path, concurrency: int, seconds: float, requests: int = 0
+    url: str,
+    image: Path,
+    concurrency: int,
+    seconds: float,
+    requests: int = 0,
+    pipeline_id: int = 1,
 ) -> LoadResult:
     """`concurrency` connections, one per wrk thread, for `seconds` (or until `requests`
-    answers, spread evenly over the threads), then stop cleanly.
+    answers, spread evenly over the threads), then stop cleanly; the image goes to
+    `pipeline_id`.
 
     wrk itself would sleep for its whole -d and then cut off requests in flight; instead each
     thread stops on its first answer after `seconds` and writes a byte to a pipe, and wrk is
@@ -72,6 +79,7 @@ def run_wrk(
         str(seconds),
         str(stopped_w),
         str(-(-requests // concurrency) if requests else 0),
+        str(pipeline_id),
     ]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.Popen(

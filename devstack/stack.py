@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from devstack.allocator import with_allocator_env
 from devstack.capacity import ConnectionBudget, ensure_fits
 from devstack.embedded_postgres import EmbeddedPostgres
 from devstack.errors import StackError
@@ -100,9 +101,8 @@ def run_stack(
         pipeline_url = f"http://{_local(options.host)}:{options.pipeline_port}"
         env = {**os.environ, "DATABASE_URL": database_url, "MODEL_SERVICE_URL": model_url}
         env.setdefault("PIPELINE_ADMIN_TOKEN", DEV_ADMIN_TOKEN)
-        # glibc gives each image thread its own malloc arena; the multi-MB decode buffers then
-        # fragment them and RSS creeps up (+11 % over 20,000 requests, docs/performance.md).
-        env.setdefault("MALLOC_ARENA_MAX", "2")
+        # Large image buffers reused, not faulted in afresh for every image (devstack/allocator.py)
+        env = with_allocator_env(env)
 
         say("applying migrations and the seed")
         migrate = GroupProcess(

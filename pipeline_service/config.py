@@ -84,7 +84,7 @@ class Settings(BaseSettings):
         ge=1,
         description="Image requests (/process_image, /pipelines/preview) one process works on "
         "at once; more are answered 503 `overloaded` with Retry-After at once, before their "
-        "body is read. From the benchmark's overload row (docs/decisions/0018).",
+        "body is read. From the benchmark's overload row (docs/decisions/1202).",
     )
     header_timeout_s: float = Field(
         10.0,

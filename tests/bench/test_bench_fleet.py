@@ -46,7 +46,9 @@ def test_the_fleet_table_compares_with_the_direct_row() -> None:
     direct = bench_row(32, 60.0, 500.0, 20.0)
     behind = bench_row(32, 54.0, 520.0, 20.0)
     for row, haproxy_ms in ((direct, 0.0), (behind, 0.5)):
-        row.cpu_ms.update(pipeline=18.0, model=1.4, postgres=0.5, haproxy=haproxy_ms, wrk=1.0)
+        row.cpu_ms.update(
+            loop=4.0, threads=14.0, model=1.4, postgres=0.5, haproxy=haproxy_ms, wrk=1.0
+        )
     line = fleet.table_row("HAProxy: 1 replica x 2 workers", behind, direct)
     assert "| 0.900 |" in line and "18.00 / 1.40 / 0.50 / 0.50 / 1.00" in line
     [capacity] = fleet.capacity_lines(behind)

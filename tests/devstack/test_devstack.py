@@ -26,6 +26,7 @@ import httpx
 import psutil
 import pytest
 
+from devstack.allocator import ALLOCATOR_ENV
 from devstack.embedded_postgres import EmbeddedPostgres
 from tests.fixtures.fleet import free_ports_in_a_row, require
 from tests.fixtures.images import jpeg_bytes
@@ -207,6 +208,11 @@ def test_embedded_stack_serves_keeps_its_data_and_stops_cleanly(workdir: Path) -
         url = stack.database_url()
         started = stack.processes() + postgres_processes(data_dir)
         assert len(started) >= 5  # 2 uvicorn leaders, 2 pipeline workers, postgres
+        # Every service process runs with the allocator settings (devstack/allocator.py).
+        services = [p for p in stack.processes() if p.name().startswith("python")]
+        assert len(services) >= 4  # the uvicorn leaders and their workers
+        for service in services:
+            assert ALLOCATOR_ENV.items() <= service.environ().items()
 
         sent = run_requests(pipeline_port)
         assert sent.returncode == 0, sent.stdout + sent.stderr
