@@ -13,6 +13,7 @@ from pipeline_service.pipeline.step import STEP_TYPES, Step
 from pipeline_service.pipeline.types import Kind
 
 PIPELINE_INPUT = Kind.ENCODED
+DEFAULT_LIMITS = PipelineLimits()  # the settings' defaults; a running service passes its own
 
 
 def _params_problems(index: int, step: StepDefinition, error: ValidationError) -> list[StepProblem]:
@@ -59,7 +60,7 @@ def _order_message(index: int, step_class: type[Step], available: Kind) -> str:
 
 
 def check_steps(
-    steps: Sequence[StepDefinition], limits: PipelineLimits
+    steps: Sequence[StepDefinition], limits: PipelineLimits = DEFAULT_LIMITS
 ) -> tuple[list[Step], list[StepProblem]]:
     """Build the steps; collect unknown types, bad params, steps whose input is missing, and
     a definition over the step count or the memory budget."""
@@ -92,7 +93,9 @@ def check_steps(
     return built, problems
 
 
-def compile_pipeline(definition: PipelineDefinition, limits: PipelineLimits) -> CompiledPipeline:
+def compile_pipeline(
+    definition: PipelineDefinition, limits: PipelineLimits = DEFAULT_LIMITS
+) -> CompiledPipeline:
     built, problems = check_steps(definition.steps, limits)
     if problems:
         raise InvalidPipeline(problems, pipeline_id=definition.ref.id)
