@@ -54,4 +54,5 @@ CMD ["sh", "-c", "exec uvicorn --factory model_service.app:create_app --host 0.0
 
 FROM base AS pipeline_service
 EXPOSE 8000
-CMD ["sh", "-c", "exec uvicorn --factory pipeline_service.app:create_app --host 0.0.0.0 --port 8000 --no-access-log --workers \"${PIPELINE_WORKERS:-1}\""]
+# --http: uvicorn's protocol with a time limit for request headers (HEADER_TIMEOUT_S).
+CMD ["sh", "-c", "exec uvicorn --factory pipeline_service.app:create_app --http pipeline_service.http_protocol:HeaderTimeoutProtocol --host 0.0.0.0 --port 8000 --no-access-log --workers \"${PIPELINE_WORKERS:-1}\""]

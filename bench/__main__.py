@@ -12,7 +12,7 @@ import contextlib
 import os
 import platform
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +22,7 @@ import cv2
 import psutil
 from PIL import Image
 
-from bench import floor, sampling
+from bench import floor, overload, sampling
 from bench.pipelines import CAR_PIPELINE_ID, car_pipeline_with_decode
 from bench.sampling import GROUPS, STAGES, TABLE_STAGES
 from bench.stack import ROOT, Stack, running_stack
@@ -304,7 +304,10 @@ def throughput(args: argparse.Namespace, images: Path) -> None:
     concurrencies = [int(c) for c in args.concurrency.split(",")]
     print_floors(images, sizes, args.floor_seconds)
     rows: list[Row] = []
-    with running_stack(args.port, args.workers, args.model_workers) as stack:
+    with (
+        admission_out_of_the_way(max([*concurrencies, args.fast_concurrency])),
+        running_stack(args.port, args.workers, args.model_workers) as stack,
+    ):
         fast_id = car_pipeline_with_decode(stack.url, "bench-fast-decode", reduce="fast")
         print(HEADER, flush=True)
         for size in sizes:
@@ -329,6 +332,10 @@ def throughput(args: argparse.Namespace, images: Path) -> None:
                 rows.append(row)
                 before = row.floors_after
                 print(table_row(row), flush=True)
+    overloaded = None
+    if args.overload_seconds > 0:  # a stack of its own, with the admission limit as configured
+        with running_stack(args.port, args.workers, args.model_workers) as stack:
+            overloaded = _overload_row(stack, images, args.overload_seconds)
     print(
         f"\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {machine()}; {args.seconds:g} s per row; "
         f"workers: pipeline {args.workers}, model {args.model_workers}\n"
@@ -336,8 +343,42 @@ def throughput(args: argparse.Namespace, images: Path) -> None:
     print(HEADER)
     print("\n".join(table_row(r) for r in rows))
     print("\n".join(["", floor_faults_line(rows), *target_lines(rows)]))
+    if overloaded is not None:
+        print(f"\nOverload ({overload.CONCURRENCY} connections, {args.overload_seconds:g} s):\n")
+        print(overload.HEADER)
+        print(overload.table_row(OVERLOAD_IMAGE, overloaded))
     if any(r.runs_stored != r.load.ok or r.load.errors for r in rows):
         raise SystemExit("errors, or runs stored that do not match the 200 answers (see above)")
+    if overloaded is not None and not overload.judged(overloaded):
+        raise SystemExit("overload row: errors, failed probes or runs != 200s (see above)")
+
+
+OVERLOAD_IMAGE = "1920x1080"
+
+
+@contextlib.contextmanager
+def admission_out_of_the_way(concurrency: int) -> Iterator[None]:
+    """The throughput and memory rows measure capacity, so the stack they start admits every
+    connection they open (a worker may get most of them); the admission limit itself is
+    measured by the overload row, on a stack of its own. An ADMIT_IMAGE_REQUESTS set in the
+    environment is kept."""
+    if "ADMIT_IMAGE_REQUESTS" in os.environ:
+        yield
+        return
+    os.environ["ADMIT_IMAGE_REQUESTS"] = str(concurrency)
+    try:
+        yield
+    finally:
+        del os.environ["ADMIT_IMAGE_REQUESTS"]
+
+
+def _overload_row(stack: Stack, images: Path, seconds: float) -> overload.OverloadResult:
+    """The overload row, after the others (bench/overload.py)."""
+    image = images / f"parking_{OVERLOAD_IMAGE}.jpg"
+    result = overload.run_overload(stack.url, image, seconds, lambda: count_runs(stack))
+    print(overload.HEADER, flush=True)
+    print(overload.table_row(OVERLOAD_IMAGE, result), flush=True)
+    return result
 
 
 def memory(args: argparse.Namespace, images: Path) -> None:
@@ -349,7 +390,10 @@ def memory(args: argparse.Namespace, images: Path) -> None:
     step = args.requests // 10
     readings: list[tuple[int, dict[str, float]]] = []
     answers = ok = errors = 0
-    with running_stack(args.port, args.workers, args.model_workers) as stack:
+    with (
+        admission_out_of_the_way(concurrency),
+        running_stack(args.port, args.workers, args.model_workers) as stack,
+    ):
         runs_before = count_runs(stack)
         for _ in range(10):
             load = run_wrk(stack.url, image, concurrency, bound_s, requests=step)
@@ -424,6 +468,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20, help="length of each measured run")
     parser.add_argument("--warmup", type=float, default=5, help="seconds of warm-up per image")
     parser.add_argument("--floor-seconds", type=float, default=3)
+    parser.add_argument(
+        "--overload-seconds",
+        type=float,
+        default=20,
+        help="length of the overload row (c=256, bench/overload.py); 0 skips it",
+    )
     parser.add_argument("--port", type=int, default=18700, help="pipeline port; model = +1")
     parser.add_argument(
         "--workers",

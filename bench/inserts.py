@@ -61,7 +61,7 @@ def _context(runs: RunRepository) -> RunContext:
     return RunContext(
         pipeline=PipelineRef(1, 1, "car-detection"),
         data=image,
-        services=RunServices(model=None, recorder=runs, max_image_pixels=1),  # type: ignore[arg-type]
+        services=RunServices(model=None, recorder=runs),  # type: ignore[arg-type]
         image_sha256=hashlib.sha256(image).hexdigest(),
         image_width=1920,
         image_height=1080,

@@ -2,8 +2,9 @@
 starts: a stack that does not fit fails later, under load, with "too many clients".
 
 Each pipeline-service process (replicas x workers) holds up to DB_POOL_SIZE + DB_MAX_OVERFLOW
-pooled connections and one LISTEN connection. Behind PgBouncer the pools hold connections to
-PgBouncer, which opens at most its pool size to PostgreSQL; the listeners still go direct.
+pooled connections, one for /readyz's ping (pipeline_service/readiness.py) and one LISTEN
+connection. Behind PgBouncer the pools and the readiness pings hold connections to PgBouncer,
+which opens at most its pool size to PostgreSQL; the listeners still go direct.
 """
 
 import asyncio
@@ -28,8 +29,9 @@ class ConnectionBudget:
 
     @property
     def pooled(self) -> int:
-        """Connections the processes' pools may open (to PostgreSQL, or to PgBouncer)."""
-        return self.processes * (self.pool_size + self.max_overflow)
+        """Connections the processes may open for queries (to PostgreSQL, or to PgBouncer):
+        their pools and one readiness ping each."""
+        return self.processes * (self.pool_size + self.max_overflow + 1)
 
     @property
     def at_postgres(self) -> int:
@@ -38,7 +40,7 @@ class ConnectionBudget:
         return queries + self.processes  # + one listener per process
 
     def explain(self) -> str:
-        per_process = f"{self.pool_size} + {self.max_overflow} overflow + 1 listener"
+        per_process = f"{self.pool_size} + {self.max_overflow} overflow + 1 readiness + 1 listener"
         text = f"{self.replicas} replica(s) x {self.workers} worker(s) x ({per_process})"
         if self.pgbouncer_pool is not None:
             text = (

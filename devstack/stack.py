@@ -32,6 +32,8 @@ from pipeline_service.config import Settings
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINE_APP = "pipeline_service.app:create_app"
 MODEL_APP = "model_service.app:create_app"
+# uvicorn's httptools protocol plus a time limit for request headers (slowloris)
+PIPELINE_HTTP = "pipeline_service.http_protocol:HeaderTimeoutProtocol"
 READY_PATH = "/openapi.json"  # served by both apps as soon as they accept requests
 
 Say = Callable[[str], None]
@@ -284,6 +286,8 @@ def _uvicorn(
         # launcher's 10 s before SIGKILL (docs/behaviour.md, Shutdown).
         "--timeout-graceful-shutdown", "8",
     ]  # fmt: skip
+    if which == "pipeline":
+        argv += ["--http", PIPELINE_HTTP]
     if not options.access_log:
         argv.append("--no-access-log")
     return argv

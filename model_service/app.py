@@ -26,6 +26,7 @@ from service_kit.metrics import forget_this_process
 from service_kit.openapi import finish_openapi, problem_responses, schema_examples
 from service_kit.problems import Problem, install_problem_handlers
 from service_kit.requests import ObserveRequests
+from service_kit.security_headers import SecurityHeaders
 
 DTYPE_SIZES = {"uint8": 1, "float32": 4}
 NOT_BASE64 = "not valid base64 (standard alphabet, padded to a multiple of 4)"
@@ -103,6 +104,7 @@ def create_app(settings: ModelSettings | None = None) -> FastAPI:
     )
     install_problem_handlers(app)
     app.add_middleware(ObserveRequests, replica_name=settings.replica_name)
+    app.add_middleware(SecurityHeaders)
     app.include_router(ops_routes.router)
     serve_docs(app)
 

@@ -2,9 +2,10 @@
 
 import os
 from functools import lru_cache
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PG_INT_MAX = 2_147_483_647
 
@@ -78,8 +79,67 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         20 * 1024 * 1024, ge=1, description="Largest accepted upload (413 above)."
     )
+    admit_image_requests: int = Field(
+        32,
+        ge=1,
+        description="Image requests (/process_image, /pipelines/preview) one process works on "
+        "at once; more are answered 503 `overloaded` with Retry-After at once, before their "
+        "body is read. From the benchmark's overload row (docs/decisions/1202).",
+    )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="A request's headers must arrive within this many seconds of the "
+        "connection opening (or of the request's first byte on a kept-alive one): 408 and "
+        "closed after (slowloris). Needs the protocol uvicorn is started with: --http "
+        "pipeline_service.http_protocol:HeaderTimeoutProtocol.",
+    )
+    request_body_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="A request body must arrive within this many seconds of its headers "
+        "(408 after): a client trickling an upload cannot hold a slot forever.",
+    )
+    cors_allow_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins (comma-separated, e.g. https://console.example.com) whose pages "
+        "may call this API from a browser. Empty (the default): no CORS headers at all, so "
+        "browsers allow no cross-origin calls.",
+    )
+    max_header_bytes: int = Field(
+        8192,
+        ge=1024,
+        description="Largest request headers (all of them, names and values) accepted (431 "
+        "above). uvicorn refuses far larger ones itself with a bare 400.",
+    )
     max_image_pixels: int = Field(
         50_000_000, ge=1, description="Largest accepted width*height, read from the header."
+    )
+    max_pixels_per_byte: int = Field(
+        1000,
+        ge=1,
+        description="An image over PIXELS_PER_BYTE_FROM pixels may declare at most this many "
+        "pixels per byte of its file (415 above): a tiny file declaring a huge image would "
+        "cost a full decode. Real images measured at most ~310 (a uniform PNG), docs/api.md.",
+    )
+    pixels_per_byte_from: int = Field(
+        2_073_600,
+        ge=0,
+        description="Images up to this many pixels (1920x1080) skip MAX_PIXELS_PER_BYTE.",
+    )
+    pipeline_memory_budget_bytes: int = Field(
+        256 * 2**20,
+        ge=1,
+        description="Largest image (or base64 payload) a pipeline definition may produce at "
+        "any step, estimated when it is saved or previewed (422 above). Before the first "
+        "resize or crop the image counts at MAX_IMAGE_PIXELS: 150 MiB for the default 50 MP "
+        "in colour.",
+    )
+    max_jpeg_scans: int = Field(
+        100,
+        ge=1,
+        description="Most scans a progressive JPEG may have (415 above): each is another pass "
+        "over the whole image; standard encoders write about 10.",
     )
     cpu_threads: int = Field(
         default_factory=lambda: os.cpu_count() or 1,
@@ -125,6 +185,13 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_token_is_none(cls, value: SecretStr | None) -> SecretStr | None:
         return value if value is not None and value.get_secret_value().strip() else None
+
+    @field_validator("cors_allow_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
 
     @field_validator("database_url", "listen_database_url")
     @classmethod

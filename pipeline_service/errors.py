@@ -134,13 +134,18 @@ class UnsupportedImage(ClientInputError):
 
     status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
     slug = "unsupported-image"
-    summary = "The file is empty, truncated or not a decodable image."
+    summary = (
+        "The file is not a JPEG, PNG, WebP or BMP image, its header cannot be read, it "
+        "declares more pixels than its size warrants (MAX_PIXELS_PER_BYTE), has too many "
+        "scans (MAX_JPEG_SCANS), or cannot be decoded completely (truncated, corrupt)."
+    )
 
     @classmethod
     def example(cls) -> Self:
         return cls(
-            "The uploaded file (5120 bytes) could not be decoded as an image",
-            "send a JPEG, PNG, WebP, BMP or TIFF file",
+            "The uploaded file (5120 bytes) could not be decoded: it is a TIFF image (judged "
+            "from its first bytes)",
+            "accepted formats: JPEG, PNG, WebP or BMP",
         )
 
 
@@ -172,6 +177,65 @@ class UploadTooLarge(ClientInputError):
     @classmethod
     def example(cls) -> Self:
         return cls(20_971_520)
+
+
+class HeadersTooLarge(ClientInputError):
+    """The request's headers are larger than allowed (refused before routing)."""
+
+    status = HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE
+    slug = "headers-too-large"
+    summary = "The request's headers are larger than MAX_HEADER_BYTES."
+
+    def __init__(self, size: int, max_bytes: int) -> None:
+        super().__init__(
+            f"The request's headers take {size} bytes; at most {max_bytes} are accepted "
+            "(MAX_HEADER_BYTES)",
+            "send fewer or shorter headers",
+        )
+
+    @classmethod
+    def example(cls) -> Self:
+        return cls(9120, 8192)
+
+
+class HeadersTooSlow(ClientInputError):
+    """The request's headers did not arrive in time (answered by the HTTP protocol itself,
+    pipeline_service/http_protocol.py); the connection is closed."""
+
+    status = HTTPStatus.REQUEST_TIMEOUT
+    slug = "request-timeout"
+    summary = "The headers did not arrive within HEADER_TIMEOUT_S (connection closed)."
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__(
+            f"The request's headers did not arrive within {timeout_s:g} s (HEADER_TIMEOUT_S)",
+            "send them at once",
+        )
+
+    @classmethod
+    def example(cls) -> Self:
+        return cls(10)
+
+
+class BodyTooSlow(ClientInputError):
+    """The request body did not arrive in time; the connection is closed after the answer."""
+
+    status = HTTPStatus.REQUEST_TIMEOUT
+    slug = "request-timeout"
+    summary = "The body did not arrive within REQUEST_BODY_TIMEOUT_S (connection closed)."
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__(
+            f"The request body did not arrive within {timeout_s:g} s (REQUEST_BODY_TIMEOUT_S)",
+            "send it faster, or a smaller one",
+        )
+
+    def header_values(self) -> dict[str, str]:
+        return {"Connection": "close"}  # what is left of the body is not worth reading
+
+    @classmethod
+    def example(cls) -> Self:
+        return cls(60)
 
 
 class IdempotencyConflict(ClientInputError):
@@ -216,12 +280,15 @@ class ModelServiceError(ServiceError):
 class ModelUnavailable(ModelServiceError):
     status = HTTPStatus.SERVICE_UNAVAILABLE
     slug = "model-unavailable"
-    summary = "The model service cannot be reached (the failed run is stored)."
+    summary = "The model service cannot be reached (the failed run is stored; see Retry-After)."
+    headers: ClassVar[Mapping[str, str]] = {"Retry-After": RETRY_AFTER}
 
     def __init__(self, base_url: str, cause: str) -> None:
         super().__init__(
             f"The model service at {base_url} cannot be reached ({cause})", "try again later"
         )
+        # Its connections were already retried with backoff; every 503 says when to retry.
+        self.retry_after_s = 1.0
 
     @classmethod
     def example(cls) -> Self:
@@ -248,6 +315,35 @@ class ModelCircuitOpen(ModelUnavailable):
     @classmethod
     def example(cls) -> Self:
         return cls(5, 5.0)
+
+
+class Overloaded(ServiceError):
+    """This process already has as many image requests in flight as it admits."""
+
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    slug = "overloaded"
+    summary = (
+        "This process works on ADMIT_IMAGE_REQUESTS images already; refused at once, before "
+        "the upload was read (see Retry-After)."
+    )
+    headers: ClassVar[Mapping[str, str]] = {"Retry-After": RETRY_AFTER}
+
+    def __init__(self, in_flight: int, limit: int, retry_after_s: float = 1.0) -> None:
+        super().__init__(
+            f"This process is already working on {in_flight} images, its limit "
+            f"(ADMIT_IMAGE_REQUESTS = {limit})",
+            f"try again in {retry_after_s:g} s",
+        )
+        self.retry_after_s = retry_after_s
+
+    @classmethod
+    def example(cls) -> Self:
+        return cls(32, 32)
+
+
+class ClientGone(Exception):
+    """The client closed its connection: nobody is left to answer, so the run stops. Never
+    answered (there is no one to answer); logged as 499, nginx's "client closed request"."""
 
 
 class ModelTimeout(ModelServiceError):
@@ -322,13 +418,15 @@ class NotReady(ServiceError):
 
     status = HTTPStatus.SERVICE_UNAVAILABLE
     slug = "not-ready"
-    summary = "A dependency does not answer; `checks` says which."
+    summary = "A dependency does not answer; `checks` says which (see Retry-After)."
     members = (*ServiceError.members, "checks")
+    headers: ClassVar[Mapping[str, str]] = {"Retry-After": RETRY_AFTER}
 
     def __init__(self, checks: dict[str, str]) -> None:
         down = "; ".join(f"{name} is down ({why})" for name, why in checks.items() if why != OK)
         super().__init__(f"Not ready: {down}".rstrip("."))
         self.checks = checks
+        self.retry_after_s = 5.0  # a probe period: readiness is checked again by then
 
     @classmethod
     def example(cls) -> Self:
@@ -397,5 +495,7 @@ class AdminDisabled(ServiceError):
 
 # Groups, for the routes that document them (see api/).
 REFUSED_IMAGES = (UnsupportedImage, ImageTooLarge, ImageDoesNotFit)
+# Refused before the route runs: slow or oversized requests, and load shedding.
+REQUEST_LIMITS = (HeadersTooSlow, BodyTooSlow, HeadersTooLarge, Overloaded)
 MODEL_FAILURES = (ModelBadResponse, ModelUnavailable, ModelCircuitOpen, ModelTimeout)
 ADMIN_REFUSALS = (AdminTokenMissing, AdminTokenWrong, AdminDisabled)

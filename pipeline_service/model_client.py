@@ -73,18 +73,6 @@ class ModelClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def ping(self, timeout_s: float) -> str | None:
-        """None if the model service's GET /healthz answers 200, otherwise what went wrong."""
-        try:
-            response = await self._http.get("/healthz", timeout=timeout_s)
-        except httpx.TimeoutException:
-            return f"no answer from {self.base_url} within {timeout_s:g} s"
-        except httpx.TransportError as error:
-            return f"{self.base_url} cannot be reached ({type(error).__name__})"
-        if response.status_code != 200:
-            return f"{self.base_url}/healthz answered HTTP {response.status_code}"
-        return None
-
     async def detect(self, payload: ImagePayload) -> list[Box]:
         body = orjson.dumps(
             {

@@ -18,6 +18,7 @@ from pipeline_service.db.pipeline_store import (
     StoredVersion,
 )
 from pipeline_service.errors import InvalidPipeline, PipelineChanged, PipelineNotFound, StepProblem
+from pipeline_service.pipeline.budget import PipelineLimits
 from pipeline_service.pipeline.validation import PipelineDraft, check_draft
 
 
@@ -29,9 +30,15 @@ def _name_taken(name: str, owner: int | None = None) -> StepProblem:
 
 
 class PipelineService:
-    def __init__(self, store: PipelineStore, on_change: Callable[[int], None]) -> None:
+    def __init__(
+        self,
+        store: PipelineStore,
+        on_change: Callable[[int], None],
+        limits: PipelineLimits | None = None,
+    ) -> None:
         self._store = store
         self._on_change = on_change
+        self._limits = limits or PipelineLimits()
 
     async def list_pipelines(self, include_deleted: bool = False) -> list[StoredPipeline]:
         return await self._store.list_pipelines(include_deleted)
@@ -50,7 +57,7 @@ class PipelineService:
 
     async def create(self, draft: PipelineDraft) -> StoredPipeline:
         async with self._store.transaction() as tx:
-            draft = await _checked(tx, draft)
+            draft = await _checked(tx, draft, self._limits)
             try:
                 pipeline = await tx.create(draft)
             except NameTaken as error:  # created by another request since the check
@@ -67,7 +74,7 @@ class PipelineService:
         """`expected_versions` (If-Match): change it only if it is at one of these versions."""
         async with self._store.transaction() as tx:
             current = await _locked(tx, pipeline_id, expected_versions)
-            draft = await _checked(tx, draft, pipeline_id)
+            draft = await _checked(tx, draft, self._limits, pipeline_id)
             try:
                 pipeline = await tx.replace(current, draft)
             except NameTaken as error:
@@ -97,10 +104,13 @@ async def _locked(
 
 
 async def _checked(
-    tx: PipelineTransaction, draft: PipelineDraft, pipeline_id: int | None = None
+    tx: PipelineTransaction,
+    draft: PipelineDraft,
+    limits: PipelineLimits,
+    pipeline_id: int | None = None,
 ) -> PipelineDraft:
     """The draft completed with its defaults; 422 with every problem, the name's included."""
-    draft, problems = check_draft(draft)
+    draft, problems = check_draft(draft, limits)
     if draft.name:
         owner = await tx.name_owner(draft.name, except_id=pipeline_id)
         if owner is not None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pipeline_service.db.results import StoredRun
 from pipeline_service.idempotency import IdempotentRequests
 from pipeline_service.pipeline.cache import PipelineCache
+from pipeline_service.pipeline.engine import StillWanted
 from pipeline_service.pipeline.types import IdempotencyClaim, RunContext, RunServices
 
 
@@ -36,8 +37,14 @@ class ImageProcessing:
         self._idempotency = idempotency
 
     async def process(
-        self, pipeline_id: int, data: bytes, idempotency_key: str | None = None
+        self,
+        pipeline_id: int,
+        data: bytes,
+        idempotency_key: str | None = None,
+        still_wanted: StillWanted | None = None,
     ) -> Processed:
+        """`still_wanted`: whether the client still waits for the answer (checked before the
+        decode and before the model call; see CompiledPipeline.run)."""
         claim: IdempotencyClaim | None = None
         image_sha256: str | None = None
         if idempotency_key is not None:
@@ -49,7 +56,12 @@ class ImageProcessing:
                 return Processed(earlier, replayed=True)
         pipeline = await self._pipelines.get(pipeline_id)
         ctx = await pipeline.run(
-            data, self._services, self._cpu_pool, idempotency=claim, image_sha256=image_sha256
+            data,
+            self._services,
+            self._cpu_pool,
+            idempotency=claim,
+            image_sha256=image_sha256,
+            still_wanted=still_wanted,
         )
         if ctx.replayed and ctx.run_id is not None:
             # a request with the same key was stored first while this one ran

@@ -23,10 +23,13 @@ from pipeline_service.db.runs import RunRepository
 from pipeline_service.idempotency import IdempotentRequests
 from pipeline_service.metrics import MeteredModelClient, PrometheusRunObserver, watch_pool
 from pipeline_service.model_client import ModelClient
+from pipeline_service.pipeline.budget import PipelineLimits
 from pipeline_service.pipeline.cache import PipelineCache
+from pipeline_service.pipeline.formats.header import DecodeLimits
 from pipeline_service.pipeline.types import RunServices
 from pipeline_service.pipelines import PipelineService
 from pipeline_service.processing import ImageProcessing
+from pipeline_service.readiness import Readiness
 
 
 @dataclass
@@ -41,6 +44,7 @@ class Runtime:
     processing: ImageProcessing
     pipeline_service: PipelineService
     results: ResultsRepository
+    readiness: Readiness
 
 
 @asynccontextmanager
@@ -55,8 +59,9 @@ async def open_runtime(
         transaction_pooler=settings.db_transaction_pooler,
     )
     watch_pool(db)
+    limits = PipelineLimits(settings.max_image_pixels, settings.pipeline_memory_budget_bytes)
     store = PipelineStore(db)
-    cache = PipelineCache(store.load_active)
+    cache = PipelineCache(store.load_active, limits)
     listener = PipelineChangeListener(
         libpq_url(settings.listen_url), cache.invalidate, cache.set_listening
     )
@@ -74,11 +79,23 @@ async def open_runtime(
     services = RunServices(
         MeteredModelClient(model),
         runs,
-        settings.max_image_pixels,
+        DecodeLimits(
+            settings.max_image_pixels,
+            settings.max_pixels_per_byte,
+            settings.pixels_per_byte_from,
+            settings.max_jpeg_scans,
+        ),
         PrometheusRunObserver(),
     )
     results = ResultsRepository(db)
     idempotency = IdempotentRequests(IdempotencyRepository(db), results, settings.idempotency_ttl_s)
+    readiness = Readiness(
+        libpq_url(settings.database_url),
+        settings.model_service_url,
+        settings.readiness_timeout_s,
+        model_transport,
+        settings.db_transaction_pooler,
+    )
     await listener.start()
     purge = asyncio.create_task(idempotency.purge_forever(), name="idempotency-purge")
     try:
@@ -91,13 +108,15 @@ async def open_runtime(
             model=model,
             idempotency=idempotency,
             processing=ImageProcessing(cache, services, cpu_pool, idempotency),
-            pipeline_service=PipelineService(store, on_change=cache.invalidate),
+            pipeline_service=PipelineService(store, cache.invalidate, limits),
             results=results,
+            readiness=readiness,
         )
     finally:
         purge.cancel()
         await runs.drain(settings.shutdown_drain_s)  # runs still being written get finished
         await listener.stop()
         await model.aclose()
+        await readiness.aclose()
         cpu_pool.shutdown(wait=True)
         await db.dispose()

@@ -36,7 +36,8 @@ LOGGED_STATE = ("pipeline_id", "run_id")
 PROBE_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
-def _request_id(scope: Scope) -> str:
+def client_request_id(scope: Scope) -> str:
+    """The client's X-Request-ID when it is one we accept, otherwise a new one."""
     for name, value in scope["headers"]:
         if name == HEADER and VALID_REQUEST_ID.fullmatch(value):
             return value.decode("ascii")
@@ -94,7 +95,7 @@ class ObserveRequests:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = _request_id(scope)
+        request_id = client_request_id(scope)
         if self._served_by is None:  # the port is known from the first request on
             self._served_by = default_replica_name(scope).encode()
         served_by = self._served_by

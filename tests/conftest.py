@@ -134,6 +134,9 @@ def make_client(database_url: str, _shared_apps: SharedApps) -> ClientFactory:
         fresh: bool = False,
         **overrides: Any,
     ) -> AsyncIterator[httpx.AsyncClient]:
+        # Tests fire dozens of requests at once with asyncio.gather to exercise concurrency;
+        # load shedding has tests of its own, which set the limit they test.
+        overrides.setdefault("admit_image_requests", 10_000)
         settings = Settings(database_url=database_url, **{"gc_freeze": False, **overrides})
         if model == "default" and not fresh:
             yield await _shared_apps.client(settings, overrides)

@@ -65,7 +65,15 @@ def decode_cursor(token: str, filters: RunFilters) -> Cursor:
         when = datetime.fromisoformat(created_at)
         if when.tzinfo is None:
             raise ValueError("naive time")
-    except (binascii.Error, ValueError, KeyError, TypeError, orjson.JSONDecodeError) as error:
+        when.astimezone(UTC)  # an offset that pushes it out of years 1..9999
+    except (
+        binascii.Error,
+        ValueError,
+        KeyError,
+        TypeError,
+        OverflowError,
+        orjson.JSONDecodeError,
+    ) as error:
         raise InvalidCursor(
             "not a cursor this service handed out; drop it to start again from the newest run"
         ) from error

@@ -1,10 +1,11 @@
 """Request and response bodies of the step catalogue, pipeline management and preview."""
 
 from datetime import datetime
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pipeline_service.api.text import CleanData, Text
 from pipeline_service.db.pipeline_store import StoredPipeline, StoredVersion
 from pipeline_service.pipeline.definition import StepDefinition
 from pipeline_service.pipeline.preview import Preview
@@ -74,8 +75,8 @@ class StepType(BaseModel):
 class StepIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    type: str = Field(description="A step type from GET /steps.", examples=["resize"])
-    params: dict[str, Any] | None = Field(
+    type: Text = Field(description="A step type from GET /steps.", examples=["resize"])
+    params: Annotated[dict[str, Any] | None, CleanData] = Field(
         None, description="Params as in the step type's schema; omitted ones take the default."
     )
 
@@ -98,8 +99,8 @@ class PipelineIn(BaseModel):
         )
     )
 
-    name: str = Field(description="Unique among active pipelines.")
-    description: str = ""
+    name: Text = Field(description="Unique among active pipelines.")
+    description: Text = ""
     steps: list[StepIn] = Field(description="In the order they run.")
 
     def draft(self) -> PipelineDraft:
@@ -177,9 +178,12 @@ class PreviewDefinition(BaseModel):
     """The `definition` form field of a preview: the same JSON as POST /pipelines (name and
     description may be left out)."""
 
-    name: str = ""
-    description: str = ""
+    name: Text = ""
+    description: Text = ""
     steps: list[StepIn]
+
+    def draft(self) -> PipelineDraft:
+        return PipelineDraft(self.name, self.description, tuple(s.definition() for s in self.steps))
 
 
 class PreviewStep(BaseModel):

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 
 from pipeline_service.api.auth import require_admin
 from pipeline_service.api.dependencies import PipelinesDep
+from pipeline_service.api.json_body import JSONBodyRoute
 from pipeline_service.api.pipeline_schemas import (
     PipelineIn,
     PipelineOut,
@@ -34,7 +35,7 @@ from pipeline_service.errors import (
 from service_kit.errors import InvalidRequest, MalformedBody
 from service_kit.openapi import header
 
-router = APIRouter(prefix="/pipelines", tags=["pipelines"])
+router = APIRouter(prefix="/pipelines", tags=["pipelines"], route_class=JSONBodyRoute)
 
 PipelineId = Annotated[
     int,

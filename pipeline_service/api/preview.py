@@ -3,26 +3,32 @@
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, Depends, File, Form, UploadFile
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from pipeline_service.api.dependencies import RuntimeDep
+from pipeline_service.api.form_fields import single_form_fields
+from pipeline_service.api.json_body import parse_integer
 from pipeline_service.api.pipeline_schemas import PreviewDefinition, PreviewOut
 from pipeline_service.api.schemas import problem_responses
+from pipeline_service.api.text import printable
 from pipeline_service.config import PG_INT_MAX
 from pipeline_service.errors import (
     REFUSED_IMAGES,
+    REQUEST_LIMITS,
     DatabaseUnavailable,
     InvalidPipeline,
     PipelineNotFound,
     StepFailed,
     UploadTooLarge,
 )
-from pipeline_service.pipeline.compiler import check_steps
-from pipeline_service.pipeline.definition import PipelineRef
+from pipeline_service.pipeline.budget import PipelineLimits
+from pipeline_service.pipeline.compiler import compile_pipeline
+from pipeline_service.pipeline.definition import PipelineDefinition, PipelineRef
 from pipeline_service.pipeline.engine import CompiledPipeline
 from pipeline_service.pipeline.preview import preview
+from pipeline_service.pipeline.validation import check_draft
 from service_kit.errors import FieldProblem, InvalidRequest, MalformedMultipart
 
 router = APIRouter(tags=["pipelines"])
@@ -58,6 +64,10 @@ def _definition_errors(error: ValidationError) -> RequestValidationError:
     )
 
 
+def _invalid_definition(message: str) -> RequestValidationError:
+    return RequestValidationError([{"loc": ("definition",), "msg": message, "type": "value_error"}])
+
+
 def _one_source(definition: str | None, pipeline_id: int | None) -> None:
     if (definition is None) == (pipeline_id is None):
         raise InvalidRequest(
@@ -71,15 +81,24 @@ def _one_source(definition: str | None, pipeline_id: int | None) -> None:
         )
 
 
-def _compile(definition: str) -> CompiledPipeline:
+def _compile(definition: str, limits: PipelineLimits) -> CompiledPipeline:
+    """Every check a saved pipeline gets (steps, their count, the memory budget, the name and
+    description when given), then compiled as a stored one is."""
     try:
-        parsed = PreviewDefinition.model_validate_json(definition)
+        # The stdlib parser, as for the body of POST /pipelines: the same text is refused
+        # the same way, with the field named (pydantic's would only say "Invalid JSON").
+        document = json.loads(definition, parse_int=parse_integer)
+    except (ValueError, RecursionError) as error:
+        message = f"not valid JSON ({printable(str(error))[:200]})"
+        raise _invalid_definition(message) from error
+    try:
+        parsed = PreviewDefinition.model_validate(document)
     except ValidationError as error:
         raise _definition_errors(error) from error
-    built, problems = check_steps([step.definition() for step in parsed.steps])
+    draft, problems = check_draft(parsed.draft(), limits, name_required=False)
     if problems:
         raise InvalidPipeline(problems)
-    return CompiledPipeline(DRAFT, built)
+    return compile_pipeline(PipelineDefinition(DRAFT, draft.steps), limits)
 
 
 @router.post(
@@ -96,6 +115,7 @@ def _compile(definition: str) -> CompiledPipeline:
     openapi_extra={
         "requestBody": {"content": {"multipart/form-data": {"examples": FORM_EXAMPLES}}}
     },
+    dependencies=[Depends(single_form_fields)],
     responses=problem_responses(
         MalformedMultipart,
         UploadTooLarge,
@@ -105,11 +125,12 @@ def _compile(definition: str) -> CompiledPipeline:
         REFUSED_IMAGES,
         StepFailed,
         DatabaseUnavailable,
+        REQUEST_LIMITS,
     ),
 )
 async def preview_pipeline(
     runtime: RuntimeDep,
-    image: Annotated[UploadFile, File(description="The image (JPEG, PNG...).")],
+    image: Annotated[UploadFile, File(description="The image: JPEG, PNG, WebP or BMP.")],
     definition: Annotated[
         str | None,
         Form(
@@ -125,7 +146,7 @@ async def preview_pipeline(
 ) -> PreviewOut:
     _one_source(definition, pipeline_id)
     if definition is not None:
-        pipeline = _compile(definition)
+        pipeline = _compile(definition, runtime.pipelines.limits)
     else:
         assert pipeline_id is not None
         pipeline = await runtime.pipelines.get(pipeline_id)

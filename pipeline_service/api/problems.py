@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.responses import Response
 
 from pipeline_service.api.auth import ensure_admin, needs_admin
-from pipeline_service.errors import ServiceError
+from pipeline_service.errors import ClientGone, ServiceError
 from service_kit.problems import answer, install_problem_handlers, invalid_request
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,17 @@ async def _validation_error(request: Request, error: Exception) -> Response:
     return answer(invalid_request(error, PLAIN_MESSAGES))
 
 
+# nginx's code for "the client closed the connection": seen only in logs and metrics.
+CLIENT_CLOSED_REQUEST = 499
+
+
+async def _client_gone(_: Request, error: Exception) -> Response:
+    assert isinstance(error, ClientGone)
+    return Response(status_code=CLIENT_CLOSED_REQUEST)  # nobody reads it
+
+
 def install_pipeline_problem_handlers(app: FastAPI) -> None:
     install_problem_handlers(app)
     app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(ClientGone, _client_gone)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -2,14 +2,16 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Header, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Response, UploadFile
 
 from pipeline_service.api.dependencies import RuntimeDep
+from pipeline_service.api.form_fields import single_form_fields
 from pipeline_service.api.schemas import ProcessResult, problem_responses
 from pipeline_service.config import PG_INT_MAX
 from pipeline_service.errors import (
     MODEL_FAILURES,
     REFUSED_IMAGES,
+    REQUEST_LIMITS,
     DatabaseUnavailable,
     IdempotencyConflict,
     InvalidPipeline,
@@ -27,13 +29,13 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 
 
 def _pipeline_id(from_query: int | None, from_form: int | None) -> int:
-    if from_query is not None and from_form is not None and from_query != from_form:
+    if from_query is not None and from_form is not None:
         raise InvalidRequest(
             [
                 FieldProblem(
                     "pipeline_id",
-                    f"given twice with different values (query {from_query}, form {from_form}); "
-                    "send it once",
+                    "given twice, as a query parameter and as a form field "
+                    f"(query {from_query}, form {from_form}); send it once",
                 )
             ]
         )
@@ -50,10 +52,15 @@ def _pipeline_id(from_query: int | None, from_form: int | None) -> int:
     return pipeline_id
 
 
+async def _connected(request: Request) -> bool:
+    return not await request.is_disconnected()
+
+
 @router.post(
     "/process_image",
     summary="Run one image through one pipeline",
     response_model=ProcessResult,
+    dependencies=[Depends(single_form_fields)],
     openapi_extra={
         "requestBody": {
             "content": {
@@ -83,6 +90,7 @@ def _pipeline_id(from_query: int | None, from_form: int | None) -> int:
             StepFailed,
             MODEL_FAILURES,
             DatabaseUnavailable,
+            REQUEST_LIMITS,
         ),
     },
 )
@@ -90,7 +98,7 @@ async def process_image(
     runtime: RuntimeDep,
     request: Request,
     response: Response,
-    image: Annotated[UploadFile, File(description="The image (JPEG, PNG...).")],
+    image: Annotated[UploadFile, File(description="The image: JPEG, PNG, WebP or BMP.")],
     pipeline_id_query: Annotated[
         int | None,
         Query(
@@ -119,7 +127,9 @@ async def process_image(
 ) -> ProcessResult:
     pipeline_id = _pipeline_id(pipeline_id_query, pipeline_id_form)
     request.state.pipeline_id = pipeline_id  # for the request's log line
-    processed = await runtime.processing.process(pipeline_id, await image.read(), idempotency_key)
+    processed = await runtime.processing.process(
+        pipeline_id, await image.read(), idempotency_key, still_wanted=lambda: _connected(request)
+    )
     request.state.run_id = processed.run_id
     if processed.replayed:
         response.headers[REPLAYED_HEADER] = "true"

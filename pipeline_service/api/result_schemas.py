@@ -1,9 +1,9 @@
 """Response bodies of GET /results and GET /results/{run_id}."""
 
-from datetime import datetime
-from typing import Literal
+from datetime import UTC, datetime
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from pipeline_service.api.schemas import (
     PROCESS_RESULT_EXAMPLE,
@@ -43,6 +43,19 @@ CURSOR_EXAMPLE = (  # a real one (for a listing without filters)
 )
 
 
+def _in_utc_range(value: datetime) -> datetime:
+    """An instant the database can compare with: its offset must not push it out of years
+    1..9999 once converted to UTC (9999-12-31T23:59-05:00 would)."""
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of range once converted to UTC (years 1 to 9999)") from None
+    return value
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(_in_utc_range)]
+
+
 class ResultsQuery(BaseModel):
     """The query of GET /results: filters (combined with AND), page size, cursor."""
 
@@ -57,12 +70,12 @@ class ResultsQuery(BaseModel):
     status: RunStatus | None = Field(
         None, description="Only succeeded or only failed runs.", examples=["failed"]
     )
-    since: AwareDatetime | None = Field(
+    since: Instant | None = Field(
         None,
         description="Only runs created at or after this instant (ISO 8601 with offset).",
         examples=["2026-11-21T00:00:00Z"],
     )
-    until: AwareDatetime | None = Field(
+    until: Instant | None = Field(
         None,
         description="Only runs created before this instant (ISO 8601 with offset).",
         examples=["2026-11-22T00:00:00+01:00"],

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 
 from pipeline_service.errors import InvalidPipeline, PipelineNotFound, ServiceError
+from pipeline_service.pipeline.budget import PipelineLimits
 from pipeline_service.pipeline.compiler import compile_pipeline
 from pipeline_service.pipeline.definition import PipelineDefinition
 from pipeline_service.pipeline.engine import CompiledPipeline
@@ -19,8 +20,9 @@ Entry = CompiledPipeline | Callable[[], ServiceError]
 
 
 class PipelineCache:
-    def __init__(self, load: Loader) -> None:
+    def __init__(self, load: Loader, limits: PipelineLimits | None = None) -> None:
         self._load = load
+        self.limits = limits or PipelineLimits()
         self._entries: dict[int, Entry] = {}
         self._loading: dict[int, asyncio.Future[Entry]] = {}
         self._generation = 0  # bumped by every invalidation; a load that raced one is not kept
@@ -70,6 +72,6 @@ class PipelineCache:
         if definition is None:
             return partial(PipelineNotFound, pipeline_id)
         try:
-            return compile_pipeline(definition)
+            return compile_pipeline(definition, self.limits)
         except InvalidPipeline as error:
             return partial(InvalidPipeline, error.problems, pipeline_id)

@@ -6,12 +6,14 @@ from pydantic import ValidationError
 
 from pipeline_service.errors import InvalidPipeline, StepProblem
 from pipeline_service.pipeline import steps as _registered_steps  # noqa: F401  (registers)
+from pipeline_service.pipeline.budget import PipelineLimits, memory_problems
 from pipeline_service.pipeline.definition import PipelineDefinition, StepDefinition
 from pipeline_service.pipeline.engine import CompiledPipeline
 from pipeline_service.pipeline.step import STEP_TYPES, Step
 from pipeline_service.pipeline.types import Kind
 
 PIPELINE_INPUT = Kind.ENCODED
+DEFAULT_LIMITS = PipelineLimits()  # the settings' defaults; a running service passes its own
 
 
 def _params_problems(index: int, step: StepDefinition, error: ValidationError) -> list[StepProblem]:
@@ -57,13 +59,19 @@ def _order_message(index: int, step_class: type[Step], available: Kind) -> str:
     return f"{message}; put {', '.join(bridge)} before it"
 
 
-def check_steps(steps: Sequence[StepDefinition]) -> tuple[list[Step], list[StepProblem]]:
-    """Build the steps; collect unknown types, bad params and steps whose input is missing."""
+def check_steps(
+    steps: Sequence[StepDefinition], limits: PipelineLimits = DEFAULT_LIMITS
+) -> tuple[list[Step], list[StepProblem]]:
+    """Build the steps; collect unknown types, bad params, steps whose input is missing, and
+    a definition over the step count or the memory budget."""
     built: list[Step] = []
     problems: list[StepProblem] = []
     if not steps:
         return built, [StepProblem(None, None, "a pipeline needs at least one step")]
-    available = PIPELINE_INPUT
+    if len(steps) > limits.max_steps:
+        message = f"a pipeline has at most {limits.max_steps} steps, this one {len(steps)}"
+        return built, [StepProblem(None, None, message, field="steps")]
+    available: Kind | None = PIPELINE_INPUT
     for index, step in enumerate(steps):
         step_class = STEP_TYPES.get(step.type)
         if step_class is None:
@@ -80,11 +88,15 @@ def check_steps(steps: Sequence[StepDefinition]) -> tuple[list[Step], list[StepP
                 StepProblem(index, step.type, _order_message(index, step_class, available))
             )
         available = step_class.produces
+    if not problems:
+        problems = memory_problems(built, limits)
     return built, problems
 
 
-def compile_pipeline(definition: PipelineDefinition) -> CompiledPipeline:
-    built, problems = check_steps(definition.steps)
+def compile_pipeline(
+    definition: PipelineDefinition, limits: PipelineLimits = DEFAULT_LIMITS
+) -> CompiledPipeline:
+    built, problems = check_steps(definition.steps, limits)
     if problems:
         raise InvalidPipeline(problems, pipeline_id=definition.ref.id)
     for index, step in enumerate(built):

@@ -13,7 +13,7 @@ from typing import Literal
 
 import cv2
 
-from pipeline_service.pipeline.jpeg import is_jpeg
+from pipeline_service.pipeline.formats.jpeg import is_jpeg
 
 ReduceMode = Literal["auto", "fast", "off"]
 

@@ -6,12 +6,12 @@ Consecutive CPU steps are grouped into one stage and run in the thread pool in a
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from itertools import groupby
 
-from pipeline_service.errors import ClientInputError, ServiceError, StepFailed
+from pipeline_service.errors import ClientGone, ClientInputError, ServiceError, StepFailed
 from pipeline_service.pipeline.definition import PipelineRef
 from pipeline_service.pipeline.step import CpuStep, IoStep, Step
 from pipeline_service.pipeline.types import (
@@ -31,6 +31,8 @@ class KeyedStep:
 
 # Called in the worker thread after each CPU step of a preview, with that step's output.
 Observer = Callable[[KeyedStep, Value], None]
+# Whether the client still waits for the answer (the HTTP layer's request.is_disconnected).
+StillWanted = Callable[[], Awaitable[bool]]
 
 
 def _timing_keys(steps: Sequence[Step]) -> list[KeyedStep]:
@@ -61,9 +63,13 @@ class CompiledPipeline:
         cpu_pool: Executor,
         idempotency: IdempotencyClaim | None = None,
         image_sha256: str | None = None,
+        still_wanted: StillWanted | None = None,
     ) -> RunContext:
         """Run every step. A failure that is not the client's fault is recorded as a failed run
-        (when the pipeline saves) and re-raised with its `run_id`."""
+        (when the pipeline saves) and re-raised with its `run_id`. A client that has left is
+        noticed before each stage (before the decode, before the model call) and the run
+        stops there with ClientGone, storing nothing; `save` still runs once reached, so a
+        retry with the same Idempotency-Key finds what was paid for."""
         ctx = RunContext(
             pipeline=self.ref,
             data=data,
@@ -75,6 +81,8 @@ class CompiledPipeline:
         value: Value = data
         try:
             for cpu_bound, stage in self._stages:
+                if await _client_gone(stage, still_wanted):
+                    raise ClientGone("The client closed the connection; the run stopped.")
                 if cpu_bound:
                     value = await loop.run_in_executor(cpu_pool, _run_cpu_stage, stage, value, ctx)
                 else:
@@ -83,6 +91,9 @@ class CompiledPipeline:
         except ClientInputError:
             services.observer.run_finished(ctx, "rejected")
             raise  # the client's mistake: answered with a 4xx, nothing stored
+        except ClientGone:
+            services.observer.run_finished(ctx, "abandoned")
+            raise  # nobody to answer: nothing stored
         except Exception as error:
             services.observer.run_finished(ctx, "failed")
             failure = error if isinstance(error, ServiceError) else StepFailed(error)
@@ -118,6 +129,12 @@ class CompiledPipeline:
         except Exception as error:
             raise StepFailed(error) from error
         return ctx
+
+
+async def _client_gone(stage: list[KeyedStep], still_wanted: StillWanted | None) -> bool:
+    if still_wanted is None or not stage[0].step.abandon_when_client_gone:
+        return False
+    return not await still_wanted()
 
 
 def _run_cpu_stage(

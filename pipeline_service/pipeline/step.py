@@ -6,7 +6,7 @@ from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from pipeline_service.pipeline.types import Kind, RunContext, Value
+from pipeline_service.pipeline.types import NOTHING, Kind, RunContext, SizeBound, Value
 
 
 class StepParams(BaseModel):
@@ -23,9 +23,17 @@ class Step(ABC):
     Params: ClassVar[type[StepParams]] = StepParams
     # CPU-bound steps run in the thread pool; consecutive ones share one hop off the event loop.
     cpu_bound: ClassVar[bool]
+    # Not started once the client has gone away (nobody is left to answer).
+    abandon_when_client_gone: ClassVar[bool] = True
 
     def __init__(self, params: StepParams) -> None:
         self.params = params
+
+    def output_size(self, given: SizeBound) -> SizeBound:
+        """The most this step hands on when it is given at most `given` (the compiler's
+        memory estimate). An image -> image step that keeps size and type need not say;
+        steps that produce no image hand on nothing worth counting."""
+        return given if self.produces == Kind.IMAGE else NOTHING
 
     def link(self, following: Sequence["Step"]) -> None:  # noqa: B027  (optional hook)
         """Called once when the pipeline is compiled, with the steps after this one; a step

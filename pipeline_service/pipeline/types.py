@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pipeline_service.pipeline.formats.header import DecodeLimits
+
 if TYPE_CHECKING:
     from pipeline_service.pipeline.definition import PipelineRef
 
@@ -21,6 +23,29 @@ class Kind(StrEnum):
     PAYLOAD = "base64 payload"
     DETECTIONS = "detections"
     STORED = "stored result"
+
+
+@dataclass(frozen=True, slots=True)
+class SizeBound:
+    """The most a step can hand on, for the compiler's memory estimate (pipeline/budget.py):
+    an image of at most `pixels` (width x height, once a resize fixed them) x channels x
+    bytes per sample, or a base64 payload of `payload_bytes` characters."""
+
+    pixels: int
+    channels: int = 3
+    itemsize: int = 1
+    width: int | None = None
+    height: int | None = None
+    payload_bytes: int | None = None
+
+    @property
+    def nbytes(self) -> int:
+        if self.payload_bytes is not None:
+            return self.payload_bytes
+        return self.pixels * self.channels * self.itemsize
+
+
+NOTHING = SizeBound(0, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +102,7 @@ class RunServices:
 
     model: ModelClientProtocol
     recorder: RunRecorder
-    max_image_pixels: int
+    decode_limits: DecodeLimits = field(default_factory=DecodeLimits)
     observer: RunObserver = field(default_factory=Unobserved)
 
 

@@ -7,12 +7,12 @@ the defaults, so a stored version says exactly what runs even if a default chang
 from dataclasses import dataclass, replace
 
 from pipeline_service.errors import StepProblem
+from pipeline_service.pipeline.budget import PipelineLimits
 from pipeline_service.pipeline.compiler import check_steps
 from pipeline_service.pipeline.definition import StepDefinition
 
 MAX_NAME_CHARS = 200
 MAX_DESCRIPTION_CHARS = 2000
-MAX_STEPS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,9 +30,9 @@ class PipelineDraft:
         }
 
 
-def _name_problems(name: str, description: str) -> list[StepProblem]:
+def _name_problems(name: str, description: str, name_required: bool) -> list[StepProblem]:
     problems = []
-    if not name:
+    if not name and name_required:
         problems.append(StepProblem(None, None, "the name must not be empty", field="name"))
     elif len(name) > MAX_NAME_CHARS:
         problems.append(
@@ -47,16 +47,14 @@ def _name_problems(name: str, description: str) -> list[StepProblem]:
     return problems
 
 
-def check_draft(draft: PipelineDraft) -> tuple[PipelineDraft, list[StepProblem]]:
-    """The draft with its name trimmed and params completed, and everything wrong with it."""
+def check_draft(
+    draft: PipelineDraft, limits: PipelineLimits, name_required: bool = True
+) -> tuple[PipelineDraft, list[StepProblem]]:
+    """The draft with its name trimmed and params completed, and everything wrong with it.
+    A preview checks a draft too, where the name may be left out (`name_required`)."""
     draft = replace(draft, name=draft.name.strip())
-    problems = _name_problems(draft.name, draft.description)
-    if len(draft.steps) > MAX_STEPS:
-        problems.append(
-            StepProblem(None, None, f"a pipeline has at most {MAX_STEPS} steps", field="steps")
-        )
-        return draft, problems
-    built, step_problems = check_steps(draft.steps)
+    problems = _name_problems(draft.name, draft.description, name_required)
+    built, step_problems = check_steps(draft.steps, limits)
     problems.extend(step_problems)
     if problems:
         return draft, problems

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import cv2
 import pytest
 
-from pipeline_service.pipeline.jpeg import jpeg_is_complete
+from pipeline_service.pipeline.formats.jpeg import jpeg_is_complete
 from tests.fixtures.images import (
     encode,
     jpeg_bytes,
@@ -33,6 +33,7 @@ BAD_UPLOADS = {
     "random bytes": (os.urandom(4096), 415, "could not be decoded"),
     "JPEG header without data": (JPEG[:200], 415, None),
     "PNG signature only": (b"\x89PNG\r\n\x1a\n" + b"\0" * 64, 415, "could not be decoded"),
+    "TIFF (no longer accepted)": (encode(photo(), ".tiff"), 415, "JPEG, PNG, WebP or BMP"),
 }
 
 
@@ -246,7 +247,6 @@ VALID_IMAGES = {
     ),
     "WebP": (lambda: encode(photo(), ".webp"), 320, 240),
     "BMP": (lambda: encode(photo(), ".bmp"), 320, 240),
-    "TIFF": (lambda: encode(photo(), ".tiff"), 320, 240),
 }
 
 

@@ -169,3 +169,62 @@ async def test_swagger_shows_the_preview_form(make_client: ClientFactory) -> Non
     ref = content["schema"]["$ref"].rsplit("/", 1)[-1]
     fields = spec["components"]["schemas"][ref]["properties"]
     assert fields.keys() == {"image", "definition", "pipeline_id"}
+
+
+# --- a preview obeys every limit a saved pipeline obeys ----------------------------------------
+
+FLOAT_BEFORE_RESIZE = [
+    {"type": "decode"},
+    {"type": "normalize", "params": {"mode": "float32_0_1"}},
+    {"type": "resize"},
+]
+
+
+@pytest.mark.parametrize(
+    ("definition", "words"),
+    [
+        ({"steps": FLOAT_BEFORE_RESIZE}, "PIPELINE_MEMORY_BUDGET_BYTES"),
+        ({"steps": [{"type": "decode"}] + [{"type": "flip"}] * 100}, "at most 100 steps"),
+        ({"name": "x" * 201, "steps": CAR_STEPS}, "at most 200 characters"),
+        ({"description": "d" * 2001, "steps": CAR_STEPS}, "at most 2000 characters"),
+    ],
+    ids=["memory budget", "step count", "name length", "description length"],
+)
+async def test_preview_is_refused_where_saving_would_be(
+    make_client: ClientFactory, jpeg: bytes, db, definition: dict[str, Any], words: str
+) -> None:
+    before = await everything_stored(db)
+    async with make_client(**NO_MODEL, pipeline_admin_token="t") as client:
+        previewed = await client.post(
+            "/pipelines/preview",
+            data={"definition": json.dumps(definition)},
+            files={"image": jpeg},
+        )
+        saved = await client.post(
+            "/pipelines",
+            json={"name": "budget-test", **definition},
+            headers={"Authorization": "Bearer t"},
+        )
+    for response in (previewed, saved):
+        assert response.status_code == 422, response.text
+        body = response.json()
+        assert body["type"] == "/problems/invalid-pipeline"
+        assert words in body["detail"]
+    assert await everything_stored(db) == before
+
+
+async def test_memory_budget_names_the_step_and_is_a_setting(
+    make_client: ClientFactory, jpeg: bytes
+) -> None:
+    async with make_client(**NO_MODEL, pipeline_memory_budget_bytes=2**30) as roomy:
+        fits = await roomy.post(
+            "/pipelines/preview", data=form(FLOAT_BEFORE_RESIZE), files={"image": jpeg}
+        )
+    assert fits.status_code == 200, fits.text
+    async with make_client(**NO_MODEL) as client:
+        refused = await client.post(
+            "/pipelines/preview", data=form(FLOAT_BEFORE_RESIZE), files={"image": jpeg}
+        )
+    [problem] = refused.json()["errors"]
+    assert (problem["index"], problem["step_type"]) == (1, "normalize")
+    assert "572 MiB" in problem["message"]  # 50 MP x 3 channels x 4 bytes

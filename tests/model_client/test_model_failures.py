@@ -45,6 +45,7 @@ async def test_unreachable_model_service_is_503(make_client: ClientFactory, jpeg
     ) as client:
         response = await client.post("/process_image?pipeline_id=1", files={"image": jpeg})
     await assert_failed_run(response, 503, db, "cannot be reached", str(port))
+    assert int(response.headers["Retry-After"]) >= 1  # every 503 says when to try again
 
 
 @pytest.mark.subprocess

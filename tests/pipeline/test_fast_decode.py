@@ -104,7 +104,7 @@ def test_the_fast_path_is_at_least_as_close_to_the_area_reference_as_the_literal
         StepDefinition("decode", {"reduce": "fast", "color": color}),
         StepDefinition("resize", {"width": 640, "height": 640}),
     )
-    ctx = RunContext(PipelineRef(1, 1, "t"), data, RunServices(None, None, 50_000_000))  # type: ignore[arg-type]
+    ctx = RunContext(PipelineRef(1, 1, "t"), data, RunServices(None, None))  # type: ignore[arg-type]
     decoded = decode.apply(data, ctx)
     chosen = resize.apply(decoded, ctx)
 

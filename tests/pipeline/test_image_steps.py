@@ -8,13 +8,15 @@ import pytest
 
 from pipeline_service.errors import ImageTooLarge, UnsupportedImage
 from pipeline_service.pipeline.definition import PipelineRef
+from pipeline_service.pipeline.formats import DecodeLimits
 from pipeline_service.pipeline.steps.image import Base64, Decode, Normalize, Resize
 from pipeline_service.pipeline.types import RunContext, RunServices
 from tests.fixtures.images import jpeg_bytes
 
 
 def context(data: bytes = b"", max_pixels: int = 10_000_000) -> RunContext:
-    services = RunServices(model=None, recorder=None, max_image_pixels=max_pixels)  # type: ignore[arg-type]
+    limits = DecodeLimits(max_pixels=max_pixels)
+    services = RunServices(model=None, recorder=None, decode_limits=limits)  # type: ignore[arg-type]
     return RunContext(pipeline=PipelineRef(1, 1, "t"), data=data, services=services)
 
 

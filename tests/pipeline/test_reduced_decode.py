@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
+from pipeline_service.pipeline.budget import PipelineLimits
 from pipeline_service.pipeline.compiler import compile_pipeline
 from pipeline_service.pipeline.definition import PipelineDefinition, PipelineRef, StepDefinition
 from pipeline_service.pipeline.steps.image import Decode, decode_flag
@@ -42,16 +43,17 @@ def with_exif_orientation(jpeg: bytes, orientation: int) -> bytes:
 
 def decode_then_resize(data: bytes, reduce: str, width: int, height: int):
     pipeline = compile_pipeline(
-        PipelineDefinition(
+        limits=PipelineLimits(),
+        definition=PipelineDefinition(
             PipelineRef(1, 1, "test"),
             (
                 StepDefinition("decode", {"reduce": reduce}),
                 StepDefinition("resize", {"width": width, "height": height}),
             ),
-        )
+        ),
     )
     decode, resize = pipeline.steps
-    ctx = RunContext(pipeline.ref, data, RunServices(None, None, 50_000_000))  # type: ignore[arg-type]
+    ctx = RunContext(pipeline.ref, data, RunServices(None, None))  # type: ignore[arg-type]
     decoded = decode.apply(data, ctx)
     return decoded, resize.apply(decoded, ctx), ctx
 
@@ -85,7 +87,9 @@ def test_only_jpeg_and_only_before_a_resize_is_reduced() -> None:
 
 def test_decode_learns_its_target_from_the_resize_that_follows() -> None:
     def decode_of(*steps: StepDefinition) -> Decode:
-        pipeline = compile_pipeline(PipelineDefinition(PipelineRef(1, 1, "t"), steps))
+        pipeline = compile_pipeline(
+            PipelineDefinition(PipelineRef(1, 1, "t"), steps), PipelineLimits()
+        )
         step = pipeline.steps[0]
         assert isinstance(step, Decode)
         return step

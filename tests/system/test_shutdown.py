@@ -104,7 +104,7 @@ async def test_a_started_run_write_finishes_even_if_its_request_is_cancelled(
     ctx = RunContext(
         pipeline=PipelineRef(1, 1, "car-detection"),
         data=image,
-        services=RunServices(model=None, recorder=runs, max_image_pixels=1),  # type: ignore[arg-type]
+        services=RunServices(model=None, recorder=runs),  # type: ignore[arg-type]
         image_sha256=hashlib.sha256(image).hexdigest(),
         detections=[Box(1, 2, 3, 4, 0.5, 1)],
     )

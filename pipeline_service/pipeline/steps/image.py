@@ -1,36 +1,20 @@
 """Image steps: bytes -> pixels -> 640x640 -> normalized -> base64 payload (all CPU-bound)."""
 
 import base64
-import io
 from collections.abc import Sequence
 from typing import Literal
 
 import cv2
 import numpy as np
-from PIL import Image
 from pydantic import Field
 
-from pipeline_service.errors import ImageTooLarge, UnsupportedImage
-from pipeline_service.pipeline.decode_scale import FULL_FLAGS, ReduceMode, decode_flag
-from pipeline_service.pipeline.jpeg import is_jpeg, jpeg_is_complete
+from pipeline_service.pipeline import formats
+from pipeline_service.pipeline.decode_scale import ReduceMode, decode_flag
 from pipeline_service.pipeline.step import CpuStep, Step, StepParams, register
-from pipeline_service.pipeline.types import ImagePayload, Kind, RunContext
+from pipeline_service.pipeline.types import ImagePayload, Kind, RunContext, SizeBound
 
-ACCEPTED_FORMATS = "JPEG, PNG, WebP, BMP or TIFF"
+ACCEPTED_FORMATS = formats.ACCEPTED_FORMATS
 MAX_SIDE = 16384
-
-
-# Pillow only reads headers here; the pixel limit is ours (MAX_IMAGE_PIXELS), not Pillow's.
-Image.MAX_IMAGE_PIXELS = None
-
-
-def _header_size(data: bytes) -> tuple[int, int] | None:
-    """Width and height from the file header, without decoding pixels; None if unreadable."""
-    try:
-        with Image.open(io.BytesIO(data)) as header:  # BytesIO shares the buffer, no copy
-            return header.size
-    except Exception:  # not a format Pillow knows, or a broken header: OpenCV decides below
-        return None
 
 
 class DecodeParams(StepParams):
@@ -52,13 +36,20 @@ class DecodeParams(StepParams):
 @register
 class Decode(CpuStep):
     name = "decode"
-    description = "Decode the uploaded bytes (np.frombuffer + cv2.imdecode) into pixels."
+    description = (
+        "Decode the uploaded bytes into pixels (JPEG, PNG, WebP or BMP, each checked from its "
+        "header first; JPEG by libjpeg-turbo in strict mode, the others by OpenCV)."
+    )
     consumes = Kind.ENCODED
     produces = Kind.IMAGE
     Params = DecodeParams
     params: DecodeParams
     target: tuple[int, int] | None = None  # width, height of the resize that follows
     reduce: ReduceMode = "off"  # the rule that applies before that resize
+
+    def output_size(self, given: SizeBound) -> SizeBound:
+        # `given.pixels` is MAX_IMAGE_PIXELS: the upload's size is not known before it arrives
+        return SizeBound(given.pixels, channels=1 if self.params.color == "grayscale" else 3)
 
     def link(self, following: Sequence[Step]) -> None:
         if self.params.reduce != "off" and following and isinstance(following[0], Resize):
@@ -69,42 +60,18 @@ class Decode(CpuStep):
             self.reduce = "fast" if self.params.reduce == "fast" and linear else "auto"
 
     def apply(self, value: bytes, ctx: RunContext) -> np.ndarray:
-        if not value:
-            raise UnsupportedImage("The uploaded file is empty", f"send a {ACCEPTED_FORMATS} image")
-        size = _header_size(value)
-        limit = ctx.services.max_image_pixels
-        if size is not None and size[0] * size[1] > limit:
-            width, height = size
-            raise ImageTooLarge(
-                f"The image is {width}x{height} = {width * height} pixels; the limit is "
-                f"{limit} pixels (MAX_IMAGE_PIXELS)"
-            )
-        if is_jpeg(value) and not jpeg_is_complete(value):
-            raise UnsupportedImage(
-                f"The uploaded JPEG ({len(value)} bytes) is truncated: it has no end-of-image "
-                "marker after its image data",
-                "send the complete file",
-            )
-        flag, scale = FULL_FLAGS[self.params.color], 1
-        if size is not None:
-            flag, scale = decode_flag(self.params.color, value, size, self.target, self.reduce)
-        image = cv2.imdecode(np.frombuffer(value, dtype=np.uint8), flag)
-        if image is None or image.size == 0:
-            raise UnsupportedImage(
-                f"The uploaded file ({len(value)} bytes) could not be decoded as an image",
-                f"send a {ACCEPTED_FORMATS} file",
-            )
-        if image.shape[0] * image.shape[1] > limit:  # header unknown to the probe
-            raise ImageTooLarge(
-                f"The image has {image.shape[0] * image.shape[1]} pixels; the limit is "
-                f"{limit} pixels (MAX_IMAGE_PIXELS)"
-            )
-        ctx.image_height, ctx.image_width = image.shape[:2]
-        if size is not None and scale > 1:
-            # The run records the size as uploaded, turned like the pixels (EXIF orientation).
-            width, height = size
-            turned = (image.shape[1] > image.shape[0]) != (width > height)
-            ctx.image_width, ctx.image_height = (height, width) if turned else (width, height)
+        limits = ctx.services.decode_limits
+        header = formats.read_checked_header(value, limits)
+        scale = 1
+        if header.format == "JPEG":
+            size = (header.width, header.height)
+            _, scale = decode_flag(self.params.color, value, size, self.target, self.reduce)
+        image = formats.decode(header, value, self.params.color == "grayscale", scale)
+        formats.check_decoded(image, limits)
+        # The run records the size as uploaded, turned like the pixels (EXIF orientation).
+        ctx.image_width, ctx.image_height = (
+            header.upright_size if scale > 1 else (image.shape[1], image.shape[0])
+        )
         return image
 
 
@@ -133,6 +100,10 @@ class Resize(CpuStep):
     Params = ResizeParams
     params: ResizeParams
 
+    def output_size(self, given: SizeBound) -> SizeBound:
+        p = self.params
+        return SizeBound(p.width * p.height, given.channels, given.itemsize, p.width, p.height)
+
     def apply(self, value: np.ndarray, ctx: RunContext) -> np.ndarray:
         p = self.params
         return cv2.resize(value, (p.width, p.height), interpolation=INTERPOLATIONS[p.interpolation])
@@ -153,6 +124,10 @@ class Normalize(CpuStep):
     produces = Kind.IMAGE
     Params = NormalizeParams
     params: NormalizeParams
+
+    def output_size(self, given: SizeBound) -> SizeBound:
+        itemsize = 4 if self.params.mode == "float32_0_1" else 1
+        return SizeBound(given.pixels, given.channels, itemsize, given.width, given.height)
 
     def apply(self, value: np.ndarray, ctx: RunContext) -> np.ndarray:
         if self.params.mode == "float32_0_1":
@@ -178,6 +153,11 @@ class Base64(CpuStep):
     produces = Kind.PAYLOAD
     Params = Base64Params
     params: Base64Params
+
+    def output_size(self, given: SizeBound) -> SizeBound:
+        # raw: the pixel bytes; png/jpeg: 8-bit samples, encoded (at most about as large)
+        raw = given.nbytes if self.params.encoding == "raw" else given.pixels * given.channels
+        return SizeBound(given.pixels, given.channels, payload_bytes=-(-raw // 3) * 4)
 
     def apply(self, value: np.ndarray, ctx: RunContext) -> ImagePayload:
         encoding = self.params.encoding

@@ -15,6 +15,8 @@ class Save(IoStep):
     consumes = Kind.DETECTIONS
     produces = Kind.STORED
     Params = SaveParams
+    # The model was already paid for: keep the result, a retry with the key gets it.
+    abandon_when_client_gone = False
 
     async def apply(self, value: list[Box], ctx: RunContext) -> int:
         ctx.run_id = await ctx.services.recorder.record_success(ctx)

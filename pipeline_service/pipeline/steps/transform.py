@@ -10,7 +10,7 @@ from pydantic_core import PydanticCustomError
 from pipeline_service.errors import ImageDoesNotFit
 from pipeline_service.pipeline.step import CpuStep, StepParams, register
 from pipeline_service.pipeline.steps.image import MAX_SIDE
-from pipeline_service.pipeline.types import Kind, RunContext
+from pipeline_service.pipeline.types import Kind, RunContext, SizeBound
 
 
 class GrayscaleParams(StepParams):
@@ -29,6 +29,10 @@ class Grayscale(CpuStep):
     produces = Kind.IMAGE
     Params = GrayscaleParams
     params: GrayscaleParams
+
+    def output_size(self, given: SizeBound) -> SizeBound:
+        channels = 3 if self.params.keep_channels else 1
+        return SizeBound(given.pixels, channels, given.itemsize, given.width, given.height)
 
     def apply(self, value: np.ndarray, ctx: RunContext) -> np.ndarray:
         gray = value if value.ndim == 2 else cv2.cvtColor(value, cv2.COLOR_BGR2GRAY)
@@ -50,6 +54,14 @@ class Crop(CpuStep):
     produces = Kind.IMAGE
     Params = CropParams
     params: CropParams
+
+    def output_size(self, given: SizeBound) -> SizeBound:
+        p = self.params
+        if given.width is None or given.height is None:
+            pixels = min(given.pixels, p.w * p.h)
+            return SizeBound(pixels, given.channels, given.itemsize)
+        width, height = min(p.w, given.width), min(p.h, given.height)
+        return SizeBound(width * height, given.channels, given.itemsize, width, height)
 
     def apply(self, value: np.ndarray, ctx: RunContext) -> np.ndarray:
         p = self.params
@@ -105,6 +117,11 @@ class Rotate(CpuStep):
     produces = Kind.IMAGE
     Params = RotateParams
     params: RotateParams
+
+    def output_size(self, given: SizeBound) -> SizeBound:
+        if self.params.degrees == 180:
+            return given
+        return SizeBound(given.pixels, given.channels, given.itemsize, given.height, given.width)
 
     def apply(self, value: np.ndarray, ctx: RunContext) -> np.ndarray:
         return cv2.rotate(value, ROTATIONS[self.params.degrees])
