@@ -8,6 +8,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import cv2
 import httpx
 import psutil
 import pytest
@@ -35,6 +36,17 @@ def test_floor_times_the_car_pipelines_cpu_work_on_a_real_photo() -> None:
     assert len(base64.b64decode(floor.car_pipeline_work(data), validate=True)) == 640 * 640 * 3
     measured = floor.measure(data, 0.2)
     assert measured.ms_per_image > 0
+
+
+def test_the_fault_free_floor_decodes_as_the_service_does_to_the_same_pixels() -> None:
+    """The headline floor times the service's own decode (libjpeg-turbo in strict mode), the
+    literal one cv2.imdecode: the same library, the same pixels, so the same work."""
+    data = (ROOT / "samples" / "parking_1280x720.jpg").read_bytes()
+    reduced = cv2.IMREAD_REDUCED_COLOR_2
+    assert floor.car_pipeline_work(data, decoder="service") == floor.car_pipeline_work(data)
+    assert floor.car_pipeline_work(data, reduced, "service") == floor.car_pipeline_work(
+        data, reduced
+    )
 
 
 def test_a_stack_that_cannot_start_stops_the_bench_with_the_reason(
