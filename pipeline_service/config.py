@@ -80,11 +80,12 @@ class Settings(BaseSettings):
         20 * 1024 * 1024, ge=1, description="Largest accepted upload (413 above)."
     )
     admit_image_requests: int = Field(
-        32,
+        8,
         ge=1,
         description="Image requests (/process_image, /pipelines/preview) one process works on "
         "at once; more are answered 503 `overloaded` with Retry-After at once, before their "
-        "body is read. From the benchmark's overload row (docs/decisions/1202).",
+        "body is read, and their connection is read again only after Retry-After. From the "
+        "benchmark's overload row (docs/decisions/1202).",
     )
     header_timeout_s: float = Field(
         10.0,
@@ -146,6 +147,14 @@ class Settings(BaseSettings):
         ge=1,
         description="Threads for image work (OpenCV releases the GIL).",
     )
+    image_thread_nice: int = Field(
+        5,
+        ge=0,
+        le=19,
+        description="Nice value of the image threads (0: as the event loop). Higher: when the "
+        "cores are busy, the event loop (health probes, refusals, model calls, run writes) goes "
+        "first and the image work takes what is left.",
+    )
     opencv_threads: int = Field(
         1,
         ge=0,
@@ -166,7 +175,16 @@ class Settings(BaseSettings):
         "many times in one process (the in-process tests).",
     )
     readiness_timeout_s: float = Field(
-        2.0, gt=0, description="How long GET /readyz waits for PostgreSQL and the model service."
+        2.0,
+        gt=0,
+        description="How long a readiness check waits for PostgreSQL and the model "
+        "service before it calls them down.",
+    )
+    readiness_interval_s: float = Field(
+        1.0,
+        gt=0,
+        description="How often the readiness checks run, in a thread of their own; GET /readyz "
+        "answers the latest at once, so a busy dependency never makes the probe wait.",
     )
 
     migrate_connect_wait_s: float = Field(

@@ -22,6 +22,7 @@ from pipeline_service.config import get_settings
 from pipeline_service.errors import HeadersTooSlow
 
 IMPORT_PATH = "pipeline_service.http_protocol:HeaderTimeoutProtocol"
+PACE_KEY = "pace_connection_s"  # set in scope["state"] by whoever sheds the request
 
 
 def _answer(timeout_s: float) -> bytes:
@@ -55,6 +56,20 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
+
+    def on_response_complete(self) -> None:
+        pace_s = self.cycle.scope.get("state", {}).get(PACE_KEY) if self.cycle else None
+        super().on_response_complete()
+        if pace_s and not self.transport.is_closing():
+            # A shed request (503 overloaded): read nothing more from this connection for
+            # Retry-After seconds. A client that honours it loses nothing; one that sends at
+            # once waits on TCP's flow control instead of making us read and drop its upload.
+            self.flow.pause_reading()
+            self.loop.call_later(pace_s, self._resume)
+
+    def _resume(self) -> None:
+        if not self.transport.is_closing():
+            self.flow.resume_reading()
 
     def _arm(self) -> None:
         self._header_timer = self.loop.call_later(self._timeout_s, self._headers_too_slow)

@@ -3,6 +3,9 @@ the CPU thread pool, and the services and repositories the routes use (built her
 process in the app's lifespan, never by a route)."""
 
 import asyncio
+import contextlib
+import os
+import threading
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -30,6 +33,18 @@ from pipeline_service.pipeline.types import RunServices
 from pipeline_service.pipelines import PipelineService
 from pipeline_service.processing import ImageProcessing
 from pipeline_service.readiness import Readiness
+
+
+def lower_this_threads_priority(nice: int) -> None:
+    """Run the calling thread (an image thread) at a lower CPU priority than the event loop.
+
+    When the cores are busy, the image work then waits for the event loop instead of the
+    other way round: health probes, refusals of excess requests, model calls and run writes
+    keep their latency, and the image work still gets every cycle the loop leaves (the
+    scheduler gives an idle core to whoever is runnable). Linux sets nice per thread."""
+    if nice:
+        with contextlib.suppress(OSError):  # not allowed, or not Linux: run at the default
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
 
 
 @dataclass
@@ -74,7 +89,12 @@ async def open_runtime(
         breaker=CircuitBreaker(settings.model_breaker_failures, settings.model_breaker_reset_s),
     )
     cv2.setNumThreads(settings.opencv_threads)
-    cpu_pool = ThreadPoolExecutor(settings.cpu_threads, thread_name_prefix="image")
+    cpu_pool = ThreadPoolExecutor(
+        settings.cpu_threads,
+        thread_name_prefix="image",
+        initializer=lower_this_threads_priority,
+        initargs=(settings.image_thread_nice,),
+    )
     runs = RunRepository(db)
     services = RunServices(
         MeteredModelClient(model),
@@ -95,6 +115,7 @@ async def open_runtime(
         settings.readiness_timeout_s,
         model_transport,
         settings.db_transaction_pooler,
+        settings.readiness_interval_s,
     )
     await listener.start()
     purge = asyncio.create_task(idempotency.purge_forever(), name="idempotency-purge")

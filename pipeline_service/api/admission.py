@@ -17,6 +17,7 @@ from prometheus_client import Counter
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pipeline_service.errors import Overloaded
+from pipeline_service.http_protocol import PACE_KEY
 from service_kit.problems import PROBLEM_MEDIA_TYPE
 from service_kit.requests import HEADER as REQUEST_ID
 from service_kit.requests import SERVED_BY, client_request_id, default_replica_name
@@ -63,6 +64,7 @@ class AdmitImageRequests:
             return
         if self.in_flight >= self.limit:
             SHED.labels(scope["path"]).inc()
+            scope.setdefault("state", {})[PACE_KEY] = RETRY_AFTER_S
             if self._served_by is None:  # the port is known from the first request on
                 self._served_by = default_replica_name(scope).encode()
             # Like every answer: the request id and the replica (service_kit.requests).

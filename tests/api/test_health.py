@@ -72,9 +72,10 @@ async def test_readiness_follows_the_model_service(
         model=None, model_service_url=url, model_connect_retries=0, readiness_timeout_s=1.0
     ) as client:
         with uvicorn_server(MODEL_APP, {}, tmp_path, port=port):
-            assert (await client.get("/readyz")).status_code == 200
+            # the checks run every READINESS_INTERVAL_S: the next one sees the model
+            assert (await _wait_for_status(client, 200)).status_code == 200
 
-        down = await client.get("/readyz")
+        down = await _wait_for_status(client, 503)  # the next check, within a second
         assert down.status_code == 503
         assert down.headers["content-type"] == "application/problem+json"
         body = down.json()
@@ -112,7 +113,7 @@ async def test_readiness_follows_the_database(own_postgres) -> None:
         await asyncio.to_thread(
             pgserver.pg_ctl, stop, pgdata=own_postgres.pgdata, user=own_postgres.system_user
         )
-        down = await client.get("/readyz")
+        down = await _wait_for_status(client, 503)  # the next check, within a second
         assert down.status_code == 503
         body = down.json()
         assert body["checks"]["model_service"] == "ok"

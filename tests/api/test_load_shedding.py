@@ -4,13 +4,17 @@ health checks are never counted or refused. (With real processes under 256 concu
 uploads: tests/system/test_overload.py.)"""
 
 import asyncio
+import os
+import threading
 import uuid
 from collections.abc import AsyncIterator
 
 from pipeline_service.api.admission import SHED
+from pipeline_service.app import create_app
+from pipeline_service.config import Settings
 from tests.fixtures.images import jpeg_bytes
 from tests.fixtures.runs import count_rows
-from tests.fixtures.services import ClientFactory, model_transport
+from tests.fixtures.services import ClientFactory, app_client, model_transport
 
 
 class CountingUpload:
@@ -74,3 +78,20 @@ async def test_past_the_limit_image_requests_are_shed_before_their_body_is_read(
     assert health.status_code == 200 and results.status_code == 200
     assert after.status_code == 200  # the slots were given back
     assert (await count_rows(db))[0] == before[0] + 3
+
+
+async def test_image_threads_run_below_the_event_loops_priority(database_url: str) -> None:
+    """IMAGE_THREAD_NICE: when the cores are busy, the loop (probes, refusals) goes first."""
+    settings = Settings(
+        database_url=database_url, gc_freeze=False, image_thread_nice=7, cpu_threads=1
+    )
+    app = create_app(settings, model_transport=model_transport())
+    async with app_client(app):
+        pool = app.state.runtime.cpu_pool
+        image_thread = await asyncio.get_running_loop().run_in_executor(pool, _this_threads_nice)
+    assert image_thread == 7
+    assert _this_threads_nice() == 0  # the event loop's thread is left alone
+
+
+def _this_threads_nice() -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())  # Linux: per thread

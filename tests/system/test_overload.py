@@ -12,7 +12,14 @@ import pytest
 
 from pipeline_service.config import Settings
 from tests.fixtures.hostile_images import noisy
-from tests.fixtures.http_load import Answer, Load, keep_probing, keep_sending, multipart_request
+from tests.fixtures.http_load import (
+    Answer,
+    Load,
+    keep_probing,
+    keep_sending,
+    multipart_request,
+    read_answer,
+)
 from tests.fixtures.images import encode
 from tests.fixtures.processes import MODEL_APP, PIPELINE_APP, Server, model_env, uvicorn_server
 
@@ -70,3 +77,57 @@ async def test_overload_is_shed_and_health_checks_stay_fast(servers: Server, db)
         f"{admitted[int(ok * 0.99)] * 1000:.0f} ms"
     )
     assert worst < HEALTH_BOUND_S
+
+
+async def test_a_connection_that_ignores_retry_after_is_paced(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """After a 503 overloaded, nothing more is read from that connection for Retry-After
+    seconds: a client that sends again at once waits on TCP instead of costing the server
+    another upload to read and drop (the overload row of the bench shows the difference)."""
+    logs = tmp_path_factory.mktemp("paced")
+    with uvicorn_server(MODEL_APP, model_env(latency_ms=4000), logs) as model:
+        env = {
+            "DATABASE_URL": database_url,
+            "MODEL_SERVICE_URL": model.url,
+            "ADMIT_IMAGE_REQUESTS": "1",
+            "MODEL_TIMEOUT_S": "10",
+        }
+        with uvicorn_server(PIPELINE_APP, env, logs, probe="/healthz") as pipeline:
+            address = urlsplit(pipeline.url)
+            host, port = address.hostname or "127.0.0.1", address.port or 80
+            request = multipart_request("/process_image?pipeline_id=1", encode(noisy(64, 48)))
+            busy = asyncio.create_task(_one_answer(host, port, request))  # holds the one slot
+            await asyncio.sleep(1.0)
+
+            reader, writer = await asyncio.open_connection(host, port)
+            try:
+                answers = []
+                for _ in range(2):  # the second one at once, ignoring Retry-After
+                    started = time.monotonic()
+                    writer.write(request)
+                    await writer.drain()
+                    status, headers = await read_answer(reader)
+                    answers.append((status, headers, time.monotonic() - started))
+            finally:
+                writer.close()
+            fresh = await _one_answer(host, port, request)  # a new connection: not paced
+            await busy
+
+    (first, first_headers, first_s), (second, _, second_s) = answers
+    assert first == second == 503 and first_headers["retry-after"] == "1"
+    assert first_s < 0.9  # shed at once...
+    assert second_s >= 0.9  # ...and the next request on that connection read a second later
+    assert fresh.status == 503 and fresh.seconds < 0.9
+
+
+async def _one_answer(host: str, port: int, request: bytes) -> Answer:
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        started = time.monotonic()
+        writer.write(request)
+        await writer.drain()
+        status, headers = await read_answer(reader)
+    finally:
+        writer.close()
+    return Answer(status, headers, time.monotonic() - started)
