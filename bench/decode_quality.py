@@ -48,12 +48,19 @@ class Closeness:
         return self.half - self.literal
 
 
+def _decoded(image: np.ndarray | None) -> np.ndarray:
+    if image is None:
+        raise ValueError("OpenCV could not decode the image")
+    return image
+
+
 def closeness(data: bytes, color: str = "color") -> Closeness:
     encoded = np.frombuffer(data, dtype=np.uint8)
-    full = cv2.imdecode(encoded, FULL[color])
+    full = _decoded(cv2.imdecode(encoded, FULL[color]))
     reference = cv2.resize(full, TARGET, interpolation=cv2.INTER_AREA)
     literal = cv2.resize(full, TARGET, interpolation=cv2.INTER_LINEAR)
-    half = cv2.resize(cv2.imdecode(encoded, HALF[color]), TARGET, interpolation=cv2.INTER_LINEAR)
+    half_decode = _decoded(cv2.imdecode(encoded, HALF[color]))
+    half = cv2.resize(half_decode, TARGET, interpolation=cv2.INTER_LINEAR)
     return Closeness(psnr(literal, reference), psnr(half, reference))
 
 
@@ -109,8 +116,8 @@ def sizes(step: int, quick: bool) -> Iterator[tuple[int, int]]:
 
 def grid(directory: Path, step: int, quick: bool) -> None:
     sources = {
-        "4K photo": cv2.imread(str(directory / "parking_3840x2160.jpg")),
-        "1080p photo": cv2.imread(str(directory / "parking_1920x1080.jpg")),
+        "4K photo": _decoded(cv2.imread(str(directory / "parking_3840x2160.jpg"))),
+        "1080p photo": _decoded(cv2.imread(str(directory / "parking_1920x1080.jpg"))),
     }
     chosen_margins: list[float] = []
     wrongly_chosen: list[str] = []

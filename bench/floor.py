@@ -67,7 +67,10 @@ class Floor:
 
 
 def opencv_decode(data: bytes, flag: int = cv2.IMREAD_COLOR) -> np.ndarray:
-    return cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flag)
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flag)
+    if image is None:
+        raise ValueError("cv2.imdecode could not decode the floor's image")
+    return image
 
 
 # cv2.imdecode's flags as the decode step's (grayscale, scale)
@@ -92,7 +95,7 @@ DECODERS = {"opencv": opencv_decode, "service": service_decode}
 def car_pipeline_work(data: bytes, flag: int = cv2.IMREAD_COLOR, decoder: str = "opencv") -> str:
     image = DECODERS[decoder](data, flag)
     image = cv2.resize(image, (640, 640), interpolation=cv2.INTER_LINEAR)
-    image = cv2.normalize(image, None, 0, 255, cv2.NORM_MINMAX, dtype=cv2.CV_8U)
+    image = cv2.normalize(image, None, 0, 255, cv2.NORM_MINMAX, dtype=cv2.CV_8U)  # type: ignore[call-overload]
     return base64.b64encode(image.tobytes()).decode("ascii")
 
 
@@ -110,7 +113,8 @@ def measure(
     started = time.perf_counter()
     car_pipeline_work(data, flag, decoder)
     batch = max(1, int(seconds / 20 / max(time.perf_counter() - started, 1e-6)))
-    per_image, cpu_per_image = [], []
+    per_image: list[float] = []
+    cpu_per_image: list[float] = []
     faults_before = minor_faults()
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline or len(per_image) < 3:

@@ -203,7 +203,7 @@ async def _postmaster_pid(url: str) -> int:
 
 
 def run(seconds: float, levels: str | None = None) -> None:
-    chosen = LEVELS
+    chosen: tuple[tuple[int, int], ...] = LEVELS
     if levels:  # "--concurrency 1x1,2x16": processes x connections
         chosen = tuple(
             (int(p), int(c)) for p, c in (level.split("x") for level in levels.split(","))

@@ -63,7 +63,7 @@ def _probe_forever(url: str, stop: threading.Event, probes: Probes) -> None:
         for path, seen in (("/healthz", probes.healthz_ms), ("/readyz", probes.readyz_ms)):
             started = time.perf_counter()
             try:
-                conn = http.client.HTTPConnection(address.hostname, address.port, timeout=10)
+                conn = http.client.HTTPConnection(address.netloc, timeout=10)
                 conn.request("GET", path)
                 status = conn.getresponse().status
                 conn.close()

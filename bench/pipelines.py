@@ -25,8 +25,11 @@ def car_pipeline_with_decode(url: str, name: str, **decode_params: Any) -> int:
             else step
             for step in car["steps"]
         ]
-        body = {"name": name, "description": f"bench: the car pipeline, decode {decode_params}"}
-        body["steps"] = steps
+        body = {
+            "name": name,
+            "description": f"bench: the car pipeline, decode {decode_params}",
+            "steps": steps,
+        }
         existing = [
             p for p in client.get("/pipelines").raise_for_status().json() if p["name"] == name
         ]

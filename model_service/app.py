@@ -142,8 +142,8 @@ def create_app(settings: ModelSettings | None = None) -> FastAPI:
         if settings.failure_rate and rng.random() < settings.failure_rate:
             raise SimulatedFailure()
         if settings.bad_answer_rate and rng.random() < settings.bad_answer_rate:
-            body = b'{"boxes": "simulated bad answer (MODEL_BAD_ANSWER_RATE)"}'
-            return Response(body, media_type="application/json")
+            bad = b'{"boxes": "simulated bad answer (MODEL_BAD_ANSWER_RATE)"}'
+            return Response(bad, media_type="application/json")
         boxes: list[Any] = (
             [list(settings.box)] if rng.random() < settings.detection_probability else []
         )

@@ -42,16 +42,13 @@ class AdmitImageRequests:
         refusal = Overloaded(limit, limit, RETRY_AFTER_S)
         body = orjson.dumps(refusal.body())
         content_type = PROBLEM_MEDIA_TYPE.encode()
-        self._start = {
-            "type": "http.response.start",
-            "status": refusal.status,
-            "headers": [
-                (b"content-type", content_type),
-                (b"content-length", str(len(body)).encode()),
-                *((k.lower().encode(), v.encode()) for k, v in refusal.header_values().items()),
-                *headers_for(content_type),
-            ],
-        }
+        self._headers: list[tuple[bytes, bytes]] = [
+            (b"content-type", content_type),
+            (b"content-length", str(len(body)).encode()),
+            *((k.lower().encode(), v.encode()) for k, v in refusal.header_values().items()),
+            *headers_for(content_type),
+        ]
+        self._status = refusal.status
         self._body = {"type": "http.response.body", "body": body}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -69,7 +66,13 @@ class AdmitImageRequests:
                 self._served_by = default_replica_name(scope).encode()
             # Like every answer: the request id and the replica (service_kit.requests).
             own = [(REQUEST_ID, client_request_id(scope).encode()), (SERVED_BY, self._served_by)]
-            await send({**self._start, "headers": [*self._start["headers"], *own]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": self._status,
+                    "headers": [*self._headers, *own],
+                }
+            )
             await send(self._body)
             return
         self.in_flight += 1

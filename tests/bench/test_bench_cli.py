@@ -2,6 +2,7 @@
 its compute floor is a real measurement. Speed itself is never asserted here."""
 
 import base64
+import mmap
 import socket
 import subprocess
 import sys
@@ -141,9 +142,12 @@ def test_the_table_shows_both_floors_and_the_faults() -> None:
 def test_page_faults_and_cpu_are_read_per_process_and_stage() -> None:
     me = psutil.Process()
     before = sampling.snapshot({"pipeline": [me], "model": [], "postgres": []})
-    garbage = [bytearray(2**20) for _ in range(16)]  # 16 MiB touched: faults, and CPU
-    after = sampling.snapshot({"pipeline": [me], "model": [], "postgres": []})
-    del garbage
+    # 16 MiB of fresh pages, touched: faults, and CPU. (A bytearray may come from memory the
+    # process already has, after earlier tests freed theirs: no fault at all.)
+    with mmap.mmap(-1, 16 * 2**20) as pages:
+        for offset in range(0, len(pages), mmap.PAGESIZE):
+            pages[offset] = 1
+        after = sampling.snapshot({"pipeline": [me], "model": [], "postgres": []})
     assert sampling.faults_by_group(before, after)["pipeline"] > 0
     used = sampling.cpu_by_stage(before, after)
     assert used["loop"] >= 0 and used["threads"] >= 0 and used["model"] == 0

@@ -130,9 +130,10 @@ class Normalize(CpuStep):
         return SizeBound(given.pixels, given.channels, itemsize, given.width, given.height)
 
     def apply(self, value: np.ndarray, ctx: RunContext) -> np.ndarray:
+        # dst None: OpenCV allocates the output (its type stubs do not say it may be None).
         if self.params.mode == "float32_0_1":
-            return cv2.normalize(value, None, 0.0, 1.0, cv2.NORM_MINMAX, dtype=cv2.CV_32F)
-        return cv2.normalize(value, None, 0, 255, cv2.NORM_MINMAX, dtype=cv2.CV_8U)
+            return cv2.normalize(value, None, 0.0, 1.0, cv2.NORM_MINMAX, dtype=cv2.CV_32F)  # type: ignore[call-overload]
+        return cv2.normalize(value, None, 0, 255, cv2.NORM_MINMAX, dtype=cv2.CV_8U)  # type: ignore[call-overload]
 
 
 class Base64Params(StepParams):
@@ -162,16 +163,17 @@ class Base64(CpuStep):
     def apply(self, value: np.ndarray, ctx: RunContext) -> ImagePayload:
         encoding = self.params.encoding
         if encoding == "raw":
-            raw: bytes | np.ndarray = np.ascontiguousarray(value)
+            raw = np.ascontiguousarray(value).data  # the pixel bytes, no copy
         else:
             if value.dtype != np.uint8:  # float32 0..1 from normalize; PNG/JPEG want 8 bits
                 value = cv2.convertScaleAbs(value, alpha=255.0)
             options = (
                 [cv2.IMWRITE_JPEG_QUALITY, self.params.jpeg_quality] if encoding == "jpeg" else []
             )
-            ok, raw = cv2.imencode(f".{encoding}", value, options)
+            ok, encoded = cv2.imencode(f".{encoding}", value, options)
             if not ok:
                 raise RuntimeError(f"cv2.imencode could not encode the image as {encoding}")
+            raw = encoded.data
         return ImagePayload(
             image=base64.b64encode(raw).decode("ascii"),
             encoding=encoding,
