@@ -20,16 +20,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Dependencies before the source: this layer is rebuilt when pyproject.toml changes, not when
-# the code does. Only the runtime dependencies (no `embedded` PostgreSQL, no dev tools).
+# Dependencies before the source: this layer is rebuilt when the lock file changes, not when
+# the code does. Only the runtime dependencies (no `embedded` PostgreSQL, no dev tools), at
+# the versions of requirements/runtime.lock (`make lock` writes it from pyproject.toml).
 # Then the bytecode of everything on sys.path (standard library, packages), compiled here:
 # the service user cannot write it, so without it every process (each worker, each
 # healthcheck probe) would compile what it imports, again and again.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-        > /tmp/requirements.txt \
-    && pip install --no-cache-dir -r /tmp/requirements.txt \
-    && rm /tmp/requirements.txt \
+COPY requirements/runtime.lock ./requirements/
+RUN pip install --no-cache-dir -r requirements/runtime.lock \
     && python -c "import os, sys; print('\n'.join(p for p in sys.path if os.path.isdir(p)))" \
         | xargs python -m compileall -q -j 0
 

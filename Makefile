@@ -4,13 +4,16 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-fast lint run psql bench bench-memory bench-tools fleet-tools migrate compose-check clean
+.PHONY: install test test-fast lint lock run psql bench bench-memory bench-tools fleet-tools migrate compose-check clean
 
-$(STAMP): pyproject.toml
+# The exact versions of requirements/dev.lock (every dependency pinned; `make lock` writes it
+# from the ranges in pyproject.toml), then the project itself.
+$(STAMP): pyproject.toml requirements/dev.lock
 	@echo "make: installing the project into $(VENV)/ (2-3 minutes the first time)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --progress-bar on -e '.[dev]'
+	$(BIN)/pip install --progress-bar on -r requirements/dev.lock
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -25,6 +28,13 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+# Pin every dependency again, within pyproject.toml's ranges, for any platform: the dev lock
+# (make install, CI) and the runtime lock (the Docker images). Commit both.
+lock: $(STAMP)
+	$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 --no-header --upgrade -o requirements/dev.lock
+	$(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --no-header --upgrade -o requirements/runtime.lock
 
 # The whole stack until Ctrl-C (see docs/operations.md); e.g. make run ARGS='--pipeline-port 8080'
 # or a fleet, make run ARGS='--replicas 3' (docs/scaling.md), which needs HAProxy.

@@ -9,7 +9,7 @@ answers grey or garbage rows (docs/decisions/1201-strict-jpeg-decoding.md).
 
 import cv2
 import numpy as np
-import simplejpeg  # type: ignore[import-untyped]
+import simplejpeg
 
 from pipeline_service.errors import UnsupportedImage
 from pipeline_service.pipeline.formats.header import ImageHeader
