@@ -42,10 +42,10 @@ async def claim_key(conn: AsyncConnection, claim: IdempotencyClaim, run_id: int)
         "created_at": func.now(),
         "expires_at": func.now() + timedelta(seconds=claim.ttl_s),
     }
-    statement = insert(IdempotencyKey).values(values)
-    statement = statement.on_conflict_do_update(
+    new_key = insert(IdempotencyKey).values(values)
+    statement = new_key.on_conflict_do_update(
         index_elements=[IdempotencyKey.key],
-        set_={name: statement.excluded[name] for name in values if name != "key"},
+        set_={name: new_key.excluded[name] for name in values if name != "key"},
         where=IdempotencyKey.expires_at <= func.now(),  # an expired key is free again
     ).returning(IdempotencyKey.key)
     return (await conn.execute(statement)).first() is not None

@@ -171,6 +171,6 @@ class ResultsRepository:
             .where(Detection.run_id.in_([row.id for row in rows]))
             .order_by(Detection.run_id, Detection.id)
         )
-        for run_id, *box in detections:
-            boxes.setdefault(run_id, []).append(Box(*box))
-        return [StoredRun(*row, detections=boxes.get(row.id, [])) for row in rows]
+        for run_id, x, y, w, h, conf, label in detections:
+            boxes.setdefault(run_id, []).append(Box(x, y, w, h, conf, label))
+        return [StoredRun(**row._asdict(), detections=boxes.get(row.id, [])) for row in rows]

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, true
+from sqlalchemy import Table, bindparam, func, insert, select, true
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -24,8 +24,8 @@ class _KeyTaken(Exception):
     """Rolls the run back: the Idempotency-Key already stands for another run."""
 
 
-RUNS = ProcessingRun.__table__
-DETECTIONS = Detection.__table__
+RUNS: Table = ProcessingRun.__table__  # type: ignore[assignment]
+DETECTIONS: Table = Detection.__table__  # type: ignore[assignment]
 RUN_FIELDS = (
     "pipeline_id",
     "pipeline_version",
