@@ -9,17 +9,17 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
-    Float,
+    Enum,
     ForeignKey,
     Index,
     Integer,
-    SmallInteger,
+    LargeBinary,
     Text,
     UniqueConstraint,
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, DOUBLE_PRECISION, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import UserDefinedType
 
@@ -78,51 +78,55 @@ class PipelineVersion(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+RUN_STATUS = Enum("succeeded", "failed", name="run_status")
+
+
 class ProcessingRun(Base):
+    """One row per run, partitioned by day of `created_at` (UTC), boxes inside the row
+    (migration 0005, docs/decisions/1401-runs-partitioned-by-day.md). The partitions
+    (`processing_runs_pYYYYMMDD` and `processing_runs_default`) are made and dropped at run
+    time by pipeline_service/db/partitions.py, so they are not described here."""
+
     __tablename__ = "processing_runs"
     __table_args__ = (
-        CheckConstraint("status IN ('succeeded', 'failed')", name="status_known"),
-        # GET /results: newest first, by filter (migration 0003)
-        Index("ix_processing_runs_created", "created_at", "id"),
-        Index("ix_processing_runs_pipeline_created", "pipeline_id", "created_at", "id"),
+        CheckConstraint("status = 'succeeded' OR car_detected IS NULL", name="failed_has_no_car"),
+        # GET /results: newest first for each (status, car_detected) outcome, with or without
+        # a pipeline; a listing merges the outcomes its filters allow (db/results.py).
+        Index("ix_processing_runs_outcome_created", "status", "car_detected", "created_at", "id"),
         Index(
-            "ix_processing_runs_failed_created",
+            "ix_processing_runs_pipeline_outcome_created",
+            "pipeline_id",
+            "status",
+            "car_detected",
             "created_at",
             "id",
-            postgresql_where=text("status = 'failed'"),
         ),
+        {"postgresql_partition_by": "RANGE (created_at)"},
     )
 
+    # A unique key of a partitioned table must hold the partition key: (id, created_at). The
+    # ids come from one sequence, so id alone is unique too; GET /results/{id} probes this
+    # index in every partition.
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), primary_key=True, server_default=func.now()
+    )
     pipeline_id: Mapped[int] = mapped_column(ForeignKey("pipelines.id"))
     pipeline_version: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(RUN_STATUS)
     car_detected: Mapped[bool | None] = mapped_column(Boolean)
-    image_sha256: Mapped[str] = mapped_column(Text)
+    image_sha256: Mapped[bytes] = mapped_column(LargeBinary)  # 32 bytes, not 64 hex digits
     image_bytes: Mapped[int] = mapped_column(Integer)
     image_width: Mapped[int | None] = mapped_column(Integer)
     image_height: Mapped[int | None] = mapped_column(Integer)
     # json, not jsonb: keeps the keys in step order (migration 0003)
     timings_ms: Mapped[dict[str, Any]] = mapped_column(JSON, server_default="{}")
     error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     # The inserting transaction, for results paging pinned to a snapshot (migration 0003).
     created_xid: Mapped[int | None] = mapped_column(Xid8, server_default=func.pg_current_xact_id())
-
-
-class Detection(Base):
-    __tablename__ = "detections"
-
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    run_id: Mapped[int] = mapped_column(
-        ForeignKey("processing_runs.id", ondelete="CASCADE"), index=True
-    )
-    top_left_x: Mapped[float] = mapped_column(Float)
-    top_left_y: Mapped[float] = mapped_column(Float)
-    w: Mapped[float] = mapped_column(Float)
-    h: Mapped[float] = mapped_column(Float)
-    conf: Mapped[float] = mapped_column(Float)
-    label: Mapped[int] = mapped_column(SmallInteger)
+    # Every box as six numbers in a row: top_left_x, top_left_y, w, h, conf, label; NULL when
+    # there is none. Replaces the detections table (a view of that name reads them).
+    boxes: Mapped[list[float] | None] = mapped_column(ARRAY(DOUBLE_PRECISION))
 
 
 class IdempotencyKey(Base):
@@ -133,7 +137,9 @@ class IdempotencyKey(Base):
     key: Mapped[str] = mapped_column(Text, primary_key=True)
     pipeline_id: Mapped[int] = mapped_column(Integer)
     request_sha256: Mapped[str] = mapped_column(Text)
-    run_id: Mapped[int] = mapped_column(ForeignKey("processing_runs.id", ondelete="CASCADE"))
+    # No foreign key: runs are partitioned (their key is (id, created_at)). A key expires
+    # (IDEMPOTENCY_TTL_S) before retention drops its run: config.py refuses the opposite.
+    run_id: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
