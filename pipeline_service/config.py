@@ -4,7 +4,7 @@ import os
 from functools import lru_cache
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PG_INT_MAX = 2_147_483_647
@@ -194,6 +194,26 @@ class Settings(BaseSettings):
         "connection while PostgreSQL starts up (refused, or 'starting up'), then gives up.",
     )
 
+    results_retention_days: int = Field(
+        0,
+        ge=0,
+        description="Keep runs at least this many whole days (UTC), at most one more; older "
+        "days are dropped a partition at a time. 0: keep every run.",
+    )
+    run_partitions_ahead_days: int = Field(
+        3,
+        ge=1,
+        le=60,
+        description="Day partitions of processing_runs made ahead of today, so inserts find "
+        "theirs even if maintenance cannot run for that long.",
+    )
+    partition_maintenance_s: float = Field(
+        600.0,
+        gt=0,
+        description="How often a process checks the day partitions (ahead, expired); one "
+        "replica at a time does the work (an advisory lock).",
+    )
+
     pipeline_admin_token: SecretStr | None = Field(
         None,
         description="Bearer token that may change pipelines; unset: changes are refused.",
@@ -215,6 +235,17 @@ class Settings(BaseSettings):
     @classmethod
     def _driver(cls, value: str | None) -> str | None:
         return None if value is None or not value.strip() else asyncpg_url(value)
+
+    @model_validator(mode="after")
+    def _keys_expire_before_their_runs(self) -> "Settings":
+        retention_s = self.results_retention_days * 86_400
+        if retention_s and self.idempotency_ttl_s >= retention_s:
+            raise ValueError(
+                f"IDEMPOTENCY_TTL_S ({self.idempotency_ttl_s}) must be shorter than "
+                f"RESULTS_RETENTION_DAYS ({self.results_retention_days} days): a key must not "
+                "outlive the run it answers"
+            )
+        return self
 
     @property
     def listen_url(self) -> str:

@@ -98,6 +98,7 @@ def upgrade() -> None:
     bind = op.get_bind()
     op.execute("ALTER TABLE idempotency_keys DROP CONSTRAINT idempotency_keys_run_id_fkey")
     op.execute("ALTER TABLE processing_runs RENAME TO processing_runs_0004")
+    op.execute("ALTER INDEX processing_runs_pkey RENAME TO processing_runs_0004_pkey")
     op.execute("ALTER TABLE detections RENAME TO detections_0004")
     op.execute("CREATE TYPE run_status AS ENUM ('succeeded', 'failed')")
     op.execute(CREATE_RUNS)

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, select, text, tuple_
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import ColumnElement, Row, Select, select, text, tuple_, union_all
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pipeline_service.db.engine import database_errors_as_unavailable
-from pipeline_service.db.models import Detection, ProcessingRun
+from pipeline_service.db.models import ProcessingRun
 from pipeline_service.pipeline.types import Box
 
 XID8_MAX = 2**63 - 1  # what we accept; PostgreSQL's are far below
@@ -95,26 +95,76 @@ RUN_COLUMNS = (
     ProcessingRun.timings_ms,
     ProcessingRun.error,
     ProcessingRun.created_at,
+    ProcessingRun.boxes,
 )
 VISIBLE_IN_SNAPSHOT = text(
     "(processing_runs.created_xid IS NULL OR pg_visible_in_snapshot("
     "processing_runs.created_xid, CAST(CAST(:snapshot AS text) AS pg_snapshot)))"
 )
+# Every (status, car_detected) a run can have: a failed run has no car_detected (a CHECK of
+# migration 0005); a succeeded one of a pipeline without a detect step has none either.
+OUTCOMES: tuple[tuple[str, bool | None], ...] = (
+    ("succeeded", True),
+    ("succeeded", False),
+    ("succeeded", None),
+    ("failed", None),
+)
+NEWEST_FIRST = (ProcessingRun.created_at.desc(), ProcessingRun.id.desc())
 
 
-def _conditions(filters: RunFilters) -> list[ColumnElement[bool]]:
+def outcomes(filters: RunFilters) -> list[tuple[str, bool | None]]:
+    """The outcomes a listing with these filters can hold; none for a combination that
+    cannot match (status=failed&car_detected=true), answered without a query."""
+    return [
+        (status, car)
+        for status, car in OUTCOMES
+        if filters.status in (None, status) and filters.car_detected in (None, car)
+    ]
+
+
+def _conditions(filters: RunFilters, after: Position | None) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if filters.pipeline_id is not None:
         conditions.append(ProcessingRun.pipeline_id == filters.pipeline_id)
-    if filters.car_detected is not None:
-        conditions.append(ProcessingRun.car_detected.is_(filters.car_detected))
-    if filters.status is not None:
-        conditions.append(ProcessingRun.status == filters.status)
     if filters.since is not None:
         conditions.append(ProcessingRun.created_at >= filters.since)
     if filters.until is not None:
         conditions.append(ProcessingRun.created_at < filters.until)
+    if after is not None:
+        conditions.append(
+            tuple_(ProcessingRun.created_at, ProcessingRun.id) < tuple_(after.created_at, after.id)
+        )
     return conditions
+
+
+def _outcome(status: str, car: bool | None) -> list[ColumnElement[bool]]:
+    return [
+        ProcessingRun.status == status,
+        ProcessingRun.car_detected.is_(None) if car is None else ProcessingRun.car_detected == car,
+    ]
+
+
+def listing_query(
+    filters: RunFilters, limit: int, snapshot: str, after: Position | None
+) -> Select[Any]:
+    """Newest first, one index range per outcome: each outcome's runs are read in order from
+    (pipeline_id,) status, car_detected, created_at, id, and the outcomes merged (a Merge
+    Append), so a page costs `limit` rows per outcome at most, whatever the table's size and
+    however rare the match. Empty outcomes (say, a pipeline that never failed) cost one index
+    descent per day partition."""
+    visible = VISIBLE_IN_SNAPSHOT.bindparams(snapshot=snapshot)
+    common: list[Any] = [*_conditions(filters, after), visible]
+    parts = [
+        select(*RUN_COLUMNS)
+        .where(*_outcome(status, car), *common)
+        .order_by(*NEWEST_FIRST)
+        .limit(limit)
+        for status, car in outcomes(filters)
+    ]
+    if len(parts) == 1:
+        return parts[0]
+    merged = union_all(*parts).subquery("run")
+    return select(*merged.c).order_by(merged.c.created_at.desc(), merged.c.id.desc()).limit(limit)
 
 
 class ResultsRepository:
@@ -122,9 +172,12 @@ class ResultsRepository:
         self._engine = engine
 
     async def get(self, run_id: int) -> StoredRun | None:
+        """Any partition may hold it: the (id, created_at) key is probed in each."""
         async with database_errors_as_unavailable(), self._engine.connect() as conn:
-            runs = await self._runs(conn, select(*RUN_COLUMNS).where(ProcessingRun.id == run_id))
-        return runs[0] if runs else None
+            rows = (
+                await conn.execute(select(*RUN_COLUMNS).where(ProcessingRun.id == run_id))
+            ).all()
+        return _stored(rows[0]) if rows else None
 
     async def page(
         self,
@@ -134,43 +187,28 @@ class ResultsRepository:
         after: Position | None = None,
     ) -> StoredRunPage:
         """Up to `limit` runs newest first; without `snapshot`, a new listing starts now."""
+        if not outcomes(filters):
+            return StoredRunPage([], snapshot or "", more=False)
         async with database_errors_as_unavailable(), self._engine.connect() as conn:
             if snapshot is None:
                 snapshot = (
                     await conn.execute(text("SELECT pg_current_snapshot()::text"))
                 ).scalar_one()
-            query = (
-                select(*RUN_COLUMNS)
-                .where(*_conditions(filters), VISIBLE_IN_SNAPSHOT.bindparams(snapshot=snapshot))
-                .order_by(ProcessingRun.created_at.desc(), ProcessingRun.id.desc())
-                .limit(limit + 1)
-            )
-            if after is not None:
-                query = query.where(
-                    tuple_(ProcessingRun.created_at, ProcessingRun.id)
-                    < tuple_(after.created_at, after.id)
-                )
-            runs = await self._runs(conn, query)
+            rows = (await conn.execute(listing_query(filters, limit + 1, snapshot, after))).all()
+        runs = [_stored(row) for row in rows]
         return StoredRunPage(runs[:limit], snapshot, more=len(runs) > limit)
 
-    async def _runs(self, conn: AsyncConnection, query: Select[Any]) -> list[StoredRun]:
-        rows = (await conn.execute(query)).all()
-        if not rows:
-            return []
-        boxes: dict[int, list[Box]] = {}
-        detections = await conn.execute(
-            select(
-                Detection.run_id,
-                Detection.top_left_x,
-                Detection.top_left_y,
-                Detection.w,
-                Detection.h,
-                Detection.conf,
-                Detection.label,
-            )
-            .where(Detection.run_id.in_([row.id for row in rows]))
-            .order_by(Detection.run_id, Detection.id)
-        )
-        for run_id, x, y, w, h, conf, label in detections:
-            boxes.setdefault(run_id, []).append(Box(x, y, w, h, conf, label))
-        return [StoredRun(**row._asdict(), detections=boxes.get(row.id, [])) for row in rows]
+
+def _boxes(numbers: list[float] | None) -> list[Box]:
+    values = numbers or []
+    return [
+        Box(x, y, w, h, conf, int(label))
+        for x, y, w, h, conf, label in (values[i : i + 6] for i in range(0, len(values), 6))
+    ]
+
+
+def _stored(row: Row[Any]) -> StoredRun:
+    fields = row._asdict()
+    boxes = fields.pop("boxes")
+    fields["image_sha256"] = fields["image_sha256"].hex()
+    return StoredRun(**fields, detections=_boxes(boxes))

@@ -1,5 +1,5 @@
-"""Writing processing runs and their detections: one statement per run (in a transaction only
-when an idempotency key is bound with it).
+"""Writing processing runs, their boxes inside the row: one statement per run (in a
+transaction only when an idempotency key is bound with it).
 
 A write, once started, is finished even if the request that asked for it is cancelled
 (client gone, shutdown deadline): the run is shielded, and `drain()` lets shutdown wait for it.
@@ -10,13 +10,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, insert, select, true
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Table, bindparam, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from pipeline_service.db.engine import database_errors_as_unavailable
 from pipeline_service.db.idempotency import IdempotencyRepository, claim_key, ensure_same_request
-from pipeline_service.db.models import Detection, ProcessingRun
+from pipeline_service.db.models import ProcessingRun
 from pipeline_service.pipeline.types import Box, RunContext
 
 
@@ -25,7 +24,6 @@ class _KeyTaken(Exception):
 
 
 RUNS: Table = ProcessingRun.__table__  # type: ignore[assignment]
-DETECTIONS: Table = Detection.__table__  # type: ignore[assignment]
 RUN_FIELDS = (
     "pipeline_id",
     "pipeline_version",
@@ -37,43 +35,23 @@ RUN_FIELDS = (
     "image_height",
     "timings_ms",
     "error",
+    "boxes",
 )
-BOX_FIELDS = ("top_left_x", "top_left_y", "w", "h", "conf", "label")
+
+# One statement stores the run with its boxes (they live in the row since migration 0005).
+# A statement is atomic by itself, so without an idempotency key to bind it runs without
+# BEGIN / COMMIT: one round trip instead of three or four. Built once: building the
+# statement per run cost ~0.2 ms of CPU (docs/performance.md).
+INSERT_RUN = (
+    insert(RUNS)
+    .values({name: bindparam(name, type_=RUNS.c[name].type) for name in RUN_FIELDS})
+    .returning(RUNS.c.id)
+)
 
 
-def _insert_run_and_boxes() -> Any:
-    """One statement stores the run and its boxes (each box field as an array, unnested):
-
-    WITH run AS (INSERT INTO processing_runs ... RETURNING id),
-         boxes AS (INSERT INTO detections
-                   SELECT run.id, box.* FROM run JOIN unnest(...) AS box ON true)
-    SELECT run.id FROM run
-
-    A statement is atomic by itself, so without an idempotency key to bind it runs without
-    BEGIN / COMMIT: one round trip instead of three or four. Built once: building the
-    statement per run cost ~0.2 ms of CPU (docs/performance.md)."""
-    run = (
-        insert(RUNS)
-        .values({name: bindparam(name, type_=RUNS.c[name].type) for name in RUN_FIELDS})
-        .returning(RUNS.c.id)
-        .cte("run")
-    )
-    box = (
-        func.unnest(*(bindparam(n, type_=ARRAY(DETECTIONS.c[n].type)) for n in BOX_FIELDS))
-        .table_valued(*BOX_FIELDS)
-        .render_derived()
-        .alias("box")
-    )
-    each_box = select(run.c.id, *box.c).select_from(run.join(box, true()))  # run: one row
-    boxes = insert(DETECTIONS).from_select(["run_id", *BOX_FIELDS], each_box)
-    return select(run.c.id).add_cte(boxes.cte("boxes"))
-
-
-INSERT_RUN_AND_BOXES = _insert_run_and_boxes()
-
-
-def _box_arrays(boxes: list[Box] | None) -> dict[str, list[Any]]:
-    return {name: [getattr(b, name) for b in boxes or ()] for name in BOX_FIELDS}
+def box_numbers(boxes: list[Box] | None) -> list[float] | None:
+    """The boxes as the `boxes` column holds them: six numbers each, NULL for none."""
+    return [float(v) for b in boxes for v in b.as_tuple()] if boxes else None
 
 
 class RunRepository:
@@ -127,17 +105,17 @@ class RunRepository:
             "pipeline_version": ctx.pipeline.version,
             "status": status,
             "car_detected": ctx.car_detected if succeeded else None,
-            "image_sha256": ctx.image_sha256,
+            "image_sha256": bytes.fromhex(ctx.image_sha256),
             "image_bytes": len(ctx.data),
             "image_width": ctx.image_width,
             "image_height": ctx.image_height,
             "timings_ms": dict(ctx.timings_ms),
             "error": error,
-            **_box_arrays(ctx.detections if succeeded else None),
+            "boxes": box_numbers(ctx.detections if succeeded else None),
         }
         claim = ctx.idempotency if succeeded else None
         async with database_errors_as_unavailable(), self._connection(claim is not None) as conn:
-            run_id: int = (await conn.execute(INSERT_RUN_AND_BOXES, values)).scalar_one()
+            run_id: int = (await conn.execute(INSERT_RUN, values)).scalar_one()
             if claim is not None and not await claim_key(conn, claim, run_id):
                 raise _KeyTaken
         return run_id
