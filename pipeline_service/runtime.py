@@ -20,6 +20,7 @@ from pipeline_service.config import Settings
 from pipeline_service.db.change_listener import PipelineChangeListener
 from pipeline_service.db.engine import create_engine, libpq_url
 from pipeline_service.db.idempotency import IdempotencyRepository
+from pipeline_service.db.partitions import RunPartitions, maintain_forever
 from pipeline_service.db.pipeline_store import PipelineStore
 from pipeline_service.db.results import ResultsRepository
 from pipeline_service.db.runs import RunRepository
@@ -119,6 +120,12 @@ async def open_runtime(
     )
     await listener.start()
     purge = asyncio.create_task(idempotency.purge_forever(), name="idempotency-purge")
+    partitions = RunPartitions(
+        db, settings.run_partitions_ahead_days, settings.results_retention_days
+    )
+    maintenance = asyncio.create_task(
+        maintain_forever(partitions, settings.partition_maintenance_s), name="run-partitions"
+    )
     try:
         yield Runtime(
             settings=settings,
@@ -135,6 +142,7 @@ async def open_runtime(
         )
     finally:
         purge.cancel()
+        maintenance.cancel()
         await runs.drain(settings.shutdown_drain_s)  # runs still being written get finished
         await listener.stop()
         await model.aclose()

@@ -107,7 +107,7 @@ class ProcessingRun(Base):
     # A unique key of a partitioned table must hold the partition key: (id, created_at). The
     # ids come from one sequence, so id alone is unique too; GET /results/{id} probes this
     # index in every partition.
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), primary_key=True, server_default=func.now()
     )

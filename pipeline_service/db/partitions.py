@@ -18,6 +18,7 @@ and a replica that finds it taken skips the pass: another one is doing it.
   next time.
 """
 
+import asyncio
 import logging
 import re
 from dataclasses import dataclass, field
@@ -122,6 +123,17 @@ class RunPartitions:
                 {"oldest": day_start(oldest_kept)},
             )
             done.expired_in_default = result.rowcount
+
+
+async def maintain_forever(partitions: RunPartitions, every_s: float) -> None:
+    """A pass at startup, then one every `every_s`; errors (the database down) are logged and
+    the next pass tries again."""
+    while True:
+        try:
+            await partitions.maintain()
+        except Exception:
+            log.exception("partition maintenance failed; trying again in %g s", every_s)
+        await asyncio.sleep(every_s)
 
 
 class _Busy(Exception):

@@ -76,7 +76,8 @@ async def test_simultaneous_requests_with_one_key_store_one_run(
     runs, _ = await count_rows(db)
     assert runs == before[0] + 1
     stored = await db.fetch(
-        "SELECT id FROM processing_runs WHERE image_sha256 = $1", hashlib.sha256(image).hexdigest()
+        "SELECT id FROM processing_runs WHERE image_sha256 = decode($1, 'hex')",
+        hashlib.sha256(image).hexdigest(),
     )
     assert [r["id"] for r in stored] == list(run_ids)
 
@@ -131,7 +132,7 @@ async def test_a_failed_attempt_does_not_bind_the_key_so_a_retry_runs_again(
     assert retried.json()["run_id"] != failed_run
     assert replayed.json()["run_id"] == retried.json()["run_id"]
     statuses = await db.fetch(
-        "SELECT status FROM processing_runs WHERE image_sha256 = $1 ORDER BY id",
+        "SELECT status FROM processing_runs WHERE image_sha256 = decode($1, 'hex') ORDER BY id",
         hashlib.sha256(image).hexdigest(),
     )
     assert [r["status"] for r in statuses] == ["failed", "succeeded"]

@@ -40,7 +40,7 @@ async def test_car_found_is_answered_and_stored(
     assert run["status"] == "succeeded"
     assert run["car_detected"] is True
     assert (run["pipeline_id"], run["pipeline_version"]) == (1, 1)
-    assert run["image_sha256"] == body["image"]["sha256"]
+    assert run["image_sha256"].hex() == body["image"]["sha256"]
     assert (run["image_bytes"], run["image_width"], run["image_height"]) == (len(jpeg), 320, 240)
     assert run["error"] is None
     boxes = await db.fetch(

@@ -110,7 +110,7 @@ async def test_a_run_with_several_boxes_is_stored_whole_and_in_order(
         stored = (await client.get(f"/results/{run_id}")).json()
     rows = await db.fetch(
         "SELECT top_left_x, top_left_y, w, h, conf, label FROM detections "
-        "WHERE run_id = $1 ORDER BY id",
+        "WHERE run_id = $1 ORDER BY position",
         run_id,
     )
     assert answer.json()["detections"] == stored["detections"] == boxes

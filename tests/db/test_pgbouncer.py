@@ -103,7 +103,7 @@ async def test_the_service_runs_through_pgbouncer_in_transaction_mode(
         assert [a.status_code for a in answers] == [200] * REQUESTS, answers[0].text
         run_ids = [a.json()["run_id"] for a in answers]
         stored = await db.fetch(
-            "SELECT r.id, r.status, count(d.id) AS boxes FROM processing_runs r "
+            "SELECT r.id, r.status, count(d.position) AS boxes FROM processing_runs r "
             "LEFT JOIN detections d ON d.run_id = r.id WHERE r.id = ANY($1) GROUP BY r.id",
             run_ids,
         )

@@ -292,7 +292,7 @@ def test_stack_on_database_url(workdir: Path, database_url: str) -> None:
         sha256 = hashlib.sha256(image.read_bytes()).hexdigest()
         stored = query(
             database_url,
-            "SELECT id FROM processing_runs WHERE image_sha256 = $1 ORDER BY id",
+            "SELECT id FROM processing_runs WHERE image_sha256 = decode($1, 'hex') ORDER BY id",
             sha256,
         )
         assert stored == [(run_id,) for run_id in run_ids] and len(run_ids) == 3

@@ -82,7 +82,8 @@ async def test_rows_match_answers_after_concurrent_mixed_load(
     assert {r.status_code for _, r in failed} <= {502, 503}
 
     rows = await db.fetch(
-        "SELECT r.id, r.status, r.image_sha256, r.car_detected, r.error, "
+        "SELECT r.id, r.status, encode(r.image_sha256, 'hex') AS image_sha256, "
+        "  r.car_detected, r.error, "
         "  (SELECT count(*) FROM detections d WHERE d.run_id = r.id) AS boxes "
         "FROM processing_runs r WHERE r.id >= $1",
         first_new_id,

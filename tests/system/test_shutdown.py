@@ -78,9 +78,9 @@ async def test_sigterm_under_load_loses_and_half_writes_nothing(
 
     shas = [hashlib.sha256(image).hexdigest() for image in images]
     rows = await db.fetch(
-        "SELECT r.id, r.status, r.image_sha256, r.car_detected, "
+        "SELECT r.id, r.status, encode(r.image_sha256, 'hex') AS image_sha256, r.car_detected, "
         "  (SELECT count(*) FROM detections d WHERE d.run_id = r.id) AS boxes "
-        "FROM processing_runs r WHERE r.image_sha256 = ANY($1::text[])",
+        "FROM processing_runs r WHERE encode(r.image_sha256, 'hex') = ANY($1::text[])",
         shas,
     )
     by_sha: dict[str, list] = {}
@@ -118,8 +118,9 @@ async def test_a_started_run_write_finishes_even_if_its_request_is_cancelled(
     finally:
         await engine.dispose()
     rows = await db.fetch(
-        "SELECT r.status, count(d.id) AS boxes FROM processing_runs r "
-        "LEFT JOIN detections d ON d.run_id = r.id WHERE r.image_sha256 = $1 GROUP BY r.id",
+        "SELECT r.status, count(d.position) AS boxes FROM processing_runs r "
+        "LEFT JOIN detections d ON d.run_id = r.id "
+        "WHERE r.image_sha256 = decode($1, 'hex') GROUP BY r.id",
         ctx.image_sha256,
     )
     assert [(r["status"], r["boxes"]) for r in rows] == [("succeeded", 1)]
