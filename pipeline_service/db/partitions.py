@@ -185,6 +185,19 @@ async def _create(conn: AsyncConnection, day: date) -> int:
     it. Returns how many runs moved."""
     name, start = partition_name(day), day_start(day)
     bounds = {"start": start, "end": start + timedelta(days=1)}
+    strays = await conn.execute(
+        text(
+            f"SELECT EXISTS (SELECT FROM {DEFAULT_PARTITION} "
+            "WHERE created_at >= :start AND created_at < :end)"
+        ),
+        bounds,
+    )
+    if strays.scalar_one():
+        # ATTACH lets queries go on (SHARE UPDATE EXCLUSIVE), and a query planned before it
+        # commits would not see the new partition yet, but would see the rows gone from the
+        # default one: a listing would miss them. Moving runs (rare: after a long downtime)
+        # therefore stops the table for the moment it takes.
+        await conn.execute(text(f"LOCK TABLE {PARENT} IN ACCESS EXCLUSIVE MODE"))
     await conn.execute(
         text(f"CREATE TABLE {name} (LIKE {PARENT} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
     )

@@ -1,0 +1,75 @@
+"""Every filter of GET /results alone and combined, including combinations that match
+nothing: a listing is exactly the runs a plain reading of the filters picks, newest first,
+however the query is put together (one index range per outcome, merged: db/results.py).
+The runs live in days of their own, over three day partitions and the default one."""
+
+import itertools
+import random
+from datetime import UTC, datetime, timedelta
+
+from pipeline_service.db.results import RunFilters, outcomes
+from tests.api.test_results import page_through
+from tests.fixtures.runs import insert_run, new_pipeline
+from tests.fixtures.services import ClientFactory
+
+START = datetime(2029, 3, 1, tzinfo=UTC)  # no other test writes here
+OUTCOMES = [("succeeded", True), ("succeeded", False), ("succeeded", None), ("failed", None)]
+
+
+async def test_every_filter_alone_and_combined(make_client: ClientFactory, db) -> None:
+    await db.execute(  # two of the days get a partition, the others stay in the default one
+        "CREATE TABLE IF NOT EXISTS processing_runs_p20290302 PARTITION OF processing_runs "
+        "FOR VALUES FROM ('2029-03-02 00:00+00') TO ('2029-03-03 00:00+00')"
+    )
+    pipelines = [await new_pipeline(db), await new_pipeline(db)]
+    runs: list[tuple[int, int, str, bool | None, datetime]] = []
+    rng = random.Random(14)
+    for n in range(36):
+        pipeline_id = pipelines[n % 2]
+        status, car = rng.choice(OUTCOMES[:3] if pipeline_id == pipelines[1] else OUTCOMES)
+        created = START + timedelta(hours=rng.randrange(0, 72), seconds=n)
+        run_id = await insert_run(db, pipeline_id, status=status, car=car, created_at=created)
+        runs.append((run_id, pipeline_id, status, car, created))
+    window = (START, START + timedelta(days=3))  # all of them
+    narrow = (START + timedelta(hours=30), START + timedelta(hours=50))
+
+    async with make_client() as client:
+        for pipeline_id, status, car, (since, until) in itertools.product(
+            [None, *pipelines], [None, "succeeded", "failed"], [None, True, False], [window, narrow]
+        ):
+            expected = [
+                r[0]
+                for r in sorted(runs, key=lambda r: (r[4], r[0]), reverse=True)
+                if pipeline_id in (None, r[1])
+                and status in (None, r[2])
+                and car in (None, r[3])
+                and since <= r[4] < until
+            ]
+            params = {
+                "since": since.isoformat(),
+                "until": until.isoformat(),
+                "limit": 4,
+                **({"pipeline_id": pipeline_id} if pipeline_id else {}),
+                **({"status": status} if status else {}),
+                **({"car_detected": str(car).lower()} if car is not None else {}),
+            }
+            listed, _ = await page_through(client, **params)
+            assert listed == expected, params
+    # the second pipeline never failed: some combinations above matched nothing
+    assert not [r for r in runs if r[1] == pipelines[1] and r[2] == "failed"]
+
+
+def test_a_combination_that_cannot_match_needs_no_query() -> None:
+    assert outcomes(RunFilters(status="failed", car_detected=True)) == []
+    assert outcomes(RunFilters(status="failed", car_detected=False)) == []
+    assert outcomes(RunFilters(status="failed")) == [("failed", None)]
+    assert len(outcomes(RunFilters())) == 4
+
+
+async def test_status_failed_with_car_detected_answers_an_empty_page(
+    make_client: ClientFactory,
+) -> None:
+    async with make_client() as client:
+        response = await client.get("/results?status=failed&car_detected=true")
+    assert response.status_code == 200
+    assert response.json() == {"items": [], "next_cursor": None}
