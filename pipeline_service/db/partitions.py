@@ -77,6 +77,18 @@ class RunPartitions:
                 done.busy = True
         return done
 
+    async def ensure(self, day: date) -> bool:
+        """Give `day` its partition if it has none (a backfill, the growth bench); True if
+        made. Waits for the maintenance lock rather than skipping."""
+        async with self._engine.connect() as conn:
+            if day in await _days(conn):
+                return False
+            await conn.commit()
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK})
+            await _create(conn, day)
+            await conn.commit()
+        return True
+
     async def days(self) -> list[date]:
         """The days that have a partition, oldest first."""
         async with self._engine.connect() as conn:
