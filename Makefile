@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-fast lint lock run psql bench bench-memory bench-tools fleet-tools migrate compose-check clean
+.PHONY: install test test-fast lint lock run psql bench bench-memory bench-growth bench-tools fleet-tools migrate compose-check clean
 
 # The exact versions of requirements/dev.lock (every dependency pinned; `make lock` writes it
 # from the ranges in pyproject.toml), then the project itself.
@@ -55,6 +55,10 @@ bench: $(STAMP) bench-tools fleet-tools
 
 bench-memory: $(STAMP) bench-tools
 	$(BENCH_LOCK) $(BIN)/python -m bench --memory $(BENCH_ARGS)
+
+# The results table as it grows (issue 14): make bench-growth BENCH_ARGS="--growth-sizes 0,1,10"
+bench-growth: $(STAMP) bench-tools
+	$(BENCH_LOCK) $(BIN)/python -m bench --growth $(BENCH_ARGS)
 
 bench-tools:
 	@command -v wrk >/dev/null 2>&1 || { \

@@ -22,7 +22,7 @@ import cv2
 import psutil
 from PIL import Image
 
-from bench import floor, overload, sampling
+from bench import floor, growth, overload, sampling
 from bench.pipelines import CAR_PIPELINE_ID, car_pipeline_with_decode
 from bench.sampling import GROUPS, STAGES, TABLE_STAGES
 from bench.stack import ROOT, Stack, running_stack
@@ -492,6 +492,7 @@ def main() -> None:
     parser.add_argument(
         "--inserts", action="store_true", help="the run-insert ceiling of PostgreSQL instead"
     )
+    growth.add_arguments(parser)
     args = parser.parse_args()
     args.concurrency_given = args.concurrency is not None
     args.concurrency = args.concurrency or "8,32,64"
@@ -502,6 +503,9 @@ def main() -> None:
         inserts.run(args.seconds, args.concurrency if args.concurrency_given else None)
         return
     images = find_images(args.images)
+    if args.growth:
+        growth.run(args, images)
+        return
     if args.memory:
         memory(args, images)
         return

@@ -120,7 +120,7 @@ async def test_a_started_run_write_finishes_even_if_its_request_is_cancelled(
     rows = await db.fetch(
         "SELECT r.status, count(d.position) AS boxes FROM processing_runs r "
         "LEFT JOIN detections d ON d.run_id = r.id "
-        "WHERE r.image_sha256 = decode($1, 'hex') GROUP BY r.id",
+        "WHERE r.image_sha256 = decode($1, 'hex') GROUP BY r.id, r.status",
         ctx.image_sha256,
     )
     assert [(r["status"], r["boxes"]) for r in rows] == [("succeeded", 1)]
