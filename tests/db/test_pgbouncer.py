@@ -104,7 +104,8 @@ async def test_the_service_runs_through_pgbouncer_in_transaction_mode(
         run_ids = [a.json()["run_id"] for a in answers]
         stored = await db.fetch(
             "SELECT r.id, r.status, count(d.position) AS boxes FROM processing_runs r "
-            "LEFT JOIN detections d ON d.run_id = r.id WHERE r.id = ANY($1) GROUP BY r.id, r.status",
+            "LEFT JOIN detections d ON d.run_id = r.id WHERE r.id = ANY($1) "
+            "GROUP BY r.id, r.status",
             run_ids,
         )
         assert sorted((r["id"], r["status"], r["boxes"]) for r in stored) == [
