@@ -13,8 +13,9 @@ What changes (docs/decisions/1401-runs-partitioned-by-day.md):
   the detections table goes, and with it its join and its two indexes. A view named
   `detections` shows them as before, read-only.
 - `image_sha256` is 32 bytes (bytea) instead of 64 hex digits; `status` is an enum (4 bytes).
-- Indexes: (id, created_at) primary key, (status, car_detected, created_at, id) and
-  (pipeline_id, status, car_detected, created_at, id): see db/results.py.
+- Indexes: (created_at, id) primary key; per outcome (car, no car, no detection, failed)
+  partial (created_at, id) and (pipeline_id, created_at, id); BRIN on id for GET by id:
+  see db/models.py and db/results.py.
 - idempotency_keys.run_id loses its foreign key (a partitioned table's unique key must hold
   created_at); keys expire before retention drops their run (config.py checks).
 
@@ -36,26 +37,48 @@ depends_on: str | Sequence[str] | None = None
 
 DAYS_AHEAD = 2  # the service's maintenance makes the rest (RUN_PARTITIONS_AHEAD_DAYS)
 
+# Column order: 8-byte, then 4-byte, then variable-length columns, no alignment padding.
 CREATE_RUNS = """
 CREATE TABLE processing_runs (
     id bigint NOT NULL DEFAULT nextval('processing_runs_id_seq'),
     created_at timestamptz NOT NULL DEFAULT now(),
+    created_xid xid8 DEFAULT pg_current_xact_id(),
     pipeline_id integer NOT NULL REFERENCES pipelines (id),
     pipeline_version integer NOT NULL,
     status run_status NOT NULL,
-    car_detected boolean,
-    image_sha256 bytea NOT NULL,
     image_bytes integer NOT NULL,
     image_width integer,
     image_height integer,
+    car_detected boolean,
+    image_sha256 bytea NOT NULL,
     timings_ms json NOT NULL DEFAULT '{}',
     error text,
-    created_xid xid8 DEFAULT pg_current_xact_id(),
     boxes double precision[],
-    CONSTRAINT processing_runs_pkey PRIMARY KEY (id, created_at),
+    CONSTRAINT processing_runs_pkey PRIMARY KEY (created_at, id),
     CONSTRAINT failed_has_no_car CHECK (status = 'succeeded' OR car_detected IS NULL)
 ) PARTITION BY RANGE (created_at)
 """
+# Each run is in exactly one outcome; each outcome has its partial indexes (db/models.py).
+OUTCOME_INDEXES = {
+    "car": "car_detected",
+    "no_car": "NOT car_detected",
+    "no_detection": "status = 'succeeded' AND car_detected IS NULL",
+    "failed": "status = 'failed'",
+}
+INDEXES = [
+    "CREATE INDEX ix_processing_runs_id ON processing_runs USING brin (id) "
+    "WITH (pages_per_range = 32)",
+    *(
+        f"CREATE INDEX ix_processing_runs_{name} ON processing_runs (created_at, id) "
+        f"WHERE {predicate}"
+        for name, predicate in OUTCOME_INDEXES.items()
+    ),
+    *(
+        f"CREATE INDEX ix_processing_runs_pipeline_{name} "
+        f"ON processing_runs (pipeline_id, created_at, id) WHERE {predicate}"
+        for name, predicate in OUTCOME_INDEXES.items()
+    ),
+]
 
 COPY_RUNS = """
 INSERT INTO processing_runs (id, created_at, pipeline_id, pipeline_version, status,
@@ -102,14 +125,8 @@ def upgrade() -> None:
     op.execute("ALTER TABLE detections RENAME TO detections_0004")
     op.execute("CREATE TYPE run_status AS ENUM ('succeeded', 'failed')")
     op.execute(CREATE_RUNS)
-    op.execute(
-        "CREATE INDEX ix_processing_runs_outcome_created "
-        "ON processing_runs (status, car_detected, created_at, id)"
-    )
-    op.execute(
-        "CREATE INDEX ix_processing_runs_pipeline_outcome_created "
-        "ON processing_runs (pipeline_id, status, car_detected, created_at, id)"
-    )
+    for index in INDEXES:
+        op.execute(index)
     op.execute("CREATE TABLE processing_runs_default PARTITION OF processing_runs DEFAULT")
     today = datetime.now(UTC).date()
     days = {today + timedelta(days=n) for n in range(DAYS_AHEAD + 1)}

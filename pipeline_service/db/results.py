@@ -147,13 +147,17 @@ def _outcome(status: str, car: bool | None) -> list[ColumnElement[bool]]:
 def listing_query(
     filters: RunFilters, limit: int, snapshot: str, after: Position | None
 ) -> Select[Any]:
-    """Newest first, one index range per outcome: each outcome's runs are read in order from
-    (pipeline_id,) status, car_detected, created_at, id, and the outcomes merged (a Merge
-    Append), so a page costs `limit` rows per outcome at most, whatever the table's size and
-    however rare the match. Empty outcomes (say, a pipeline that never failed) cost one index
-    descent per day partition."""
+    """Newest first. Without any filter but time, one range of the (created_at, id) key.
+    Otherwise one range per outcome the filters allow, each read in order from that
+    outcome's partial index ((pipeline_id,) created_at, id: db/models.py), merged (a Merge
+    Append): a page costs `limit` rows per outcome at most, whatever the table's size and
+    however rare the match, and an outcome without a match one index descent per day
+    partition."""
     visible = VISIBLE_IN_SNAPSHOT.bindparams(snapshot=snapshot)
     common: list[Any] = [*_conditions(filters, after), visible]
+    by_outcome = filters.status is not None or filters.car_detected is not None
+    if not by_outcome and filters.pipeline_id is None:
+        return select(*RUN_COLUMNS).where(*common).order_by(*NEWEST_FIRST).limit(limit)
     parts = [
         select(*RUN_COLUMNS)
         .where(*_outcome(status, car), *common)
@@ -172,7 +176,7 @@ class ResultsRepository:
         self._engine = engine
 
     async def get(self, run_id: int) -> StoredRun | None:
-        """Any partition may hold it: the (id, created_at) key is probed in each."""
+        """Any partition may hold it: each one's BRIN index on id is asked."""
         async with database_errors_as_unavailable(), self._engine.connect() as conn:
             rows = (
                 await conn.execute(select(*RUN_COLUMNS).where(ProcessingRun.id == run_id))
