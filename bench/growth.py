@@ -13,8 +13,8 @@ day), then measured, through HTTP, one request at a time:
 At the largest size, a retention pass drops the oldest day while wrk runs at c=8: how long
 the DETACH + DROP took and what the concurrent requests saw (errors, max latency), next to
 the same load without it.
-Before all that, the same synthetic runs at N_BASELINE in a database at migration 0004 (the
-schema before partitioning) give the bytes-per-run baseline of the same run.
+Before all that, the same synthetic runs (--growth-baseline-runs) in a database at migration
+0004 (the schema before partitioning) give the bytes-per-run baseline of the same run.
 """
 
 import argparse
@@ -46,7 +46,6 @@ from pipeline_service.db.partitions import RunPartitions
 
 DATA_DIR = ROOT / ".data" / "bench-growth"
 CONCURRENCY = 8
-N_BASELINE = 200_000
 LIMITS = (50, 500)
 WALK_PAGES = 20
 
@@ -220,7 +219,7 @@ async def fill(url: str, add: int, days: int, other: int, insert: str, start_i: 
         await conn.close()
 
 
-def baseline_bytes_per_run(stack_database_url: str, days: int) -> float:
+def baseline_bytes_per_run(stack_database_url: str, days: int, runs: int) -> float:
     """Bytes per run of the schema before partitioning (migration 0004), same runs."""
     name = f"growth_0004_{uuid.uuid4().hex[:8]}"
     admin = stack_database_url
@@ -232,7 +231,7 @@ def baseline_bytes_per_run(stack_database_url: str, days: int) -> float:
         config.attributes["configure_logger"] = False
         command.upgrade(config, "0004")
         migrate.seed(url)
-        asyncio.run(fill(url, N_BASELINE, days, 1, INSERT_0004, 0))
+        asyncio.run(fill(url, runs, days, 1, INSERT_0004, 0))
         asyncio.run(_one(url, "VACUUM ANALYZE"))
         return float(asyncio.run(_one(url, BYTES_PER_RUN, ["processing_runs", "detections"])))
     finally:
@@ -287,14 +286,19 @@ def _load_row(name: str, load: LoadResult) -> str:
     )
 
 
-def run(args: argparse.Namespace, images: Path, say: Callable[[str], None] = print) -> None:
+def run(
+    args: argparse.Namespace,
+    images: Path,
+    say: Callable[[str], None] = print,
+    data_dir: Path = DATA_DIR,
+) -> None:
     sizes = [float(s) for s in args.growth_sizes.split(",")]
     image = images / "parking_1920x1080.jpg"
     if not image.is_file():  # the tests' small run: whichever sample there is
         image = sorted(images.glob("parking_*.jpg"))[0]
     os.environ.pop("DATABASE_URL", None)  # the growth bench fills and empties its own
     report: list[str] = []
-    with running_stack(args.port, args.workers, args.model_workers, DATA_DIR) as stack:
+    with running_stack(args.port, args.workers, args.model_workers, data_dir) as stack:
         db = stack.database_url
         other = int(
             asyncio.run(
@@ -308,11 +312,11 @@ def run(args: argparse.Namespace, images: Path, say: Callable[[str], None] = pri
         )
         asyncio.run(_one(db, "TRUNCATE processing_runs"))
         if args.growth_baseline:
-            before = baseline_bytes_per_run(db, args.growth_days)
-            say(f"bytes per run at migration 0004 ({N_BASELINE:,} runs): {before:.0f}")
-            report.append(
-                f"bytes per run, schema of migration 0004 ({N_BASELINE:,} runs): {before:.0f}"
-            )
+            n = args.growth_baseline_runs
+            before = baseline_bytes_per_run(db, args.growth_days, n)
+            line = f"bytes per run, schema of migration 0004 ({n:,} runs, VACUUMed): {before:.0f}"
+            say(line)
+            report.append(line)
         stored = 0
         empty_throughput = None
         for millions in sizes:
@@ -322,8 +326,9 @@ def run(args: argparse.Namespace, images: Path, say: Callable[[str], None] = pri
                 asyncio.run(fill(db, target - stored, args.growth_days, other, INSERT_0005, stored))
                 stored = int(asyncio.run(_one(db, "SELECT count(*) FROM processing_runs")))
                 say(f"filled to {stored:,} runs in {time.perf_counter() - started:.0f} s")
+            asyncio.run(_one(db, "VACUUM ANALYZE processing_runs"))
             count = int(asyncio.run(_one(db, "SELECT count(*) FROM processing_runs")))
-            size = asyncio.run(_one(db, BYTES_PER_RUN, ["processing_runs"]))
+            size = asyncio.run(_one(db, BYTES_PER_RUN, ["processing_runs"])) if count else None
             max_id = int(asyncio.run(_one(db, "SELECT COALESCE(max(id), 1) FROM processing_runs")))
             middle = datetime.now(UTC).date() - timedelta(days=args.growth_days // 2)
             rows = measure_reads(stack.url, middle, other, args.growth_requests, max_id)
@@ -331,7 +336,8 @@ def run(args: argparse.Namespace, images: Path, say: Callable[[str], None] = pri
             if empty_throughput is None:
                 empty_throughput = load.requests_per_s
             lines = [
-                f"\n### {count:,} runs ({args.growth_days} days); bytes per run {size or 0:.0f}",
+                f"\n### {count:,} runs ({args.growth_days} days); bytes per run "
+                + (f"{size:.0f} (VACUUMed)" if size else "-"),
                 "",
                 "| GET /results | limit 50: p50 / p99 ms | limit 500: p50 / p99 ms |",
                 "| --- | ---: | ---: |",
@@ -359,6 +365,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--growth-sizes", default="0,1", help="millions of runs, ascending")
     parser.add_argument("--growth-days", type=int, default=10, help="days the runs spread over")
     parser.add_argument("--growth-requests", type=int, default=100, help="requests per cell")
+    parser.add_argument(
+        "--growth-baseline-runs",
+        type=int,
+        default=1_000_000,
+        help="runs in the migration-0004 database that gives the bytes-per-run baseline",
+    )
     parser.add_argument(
         "--no-growth-baseline",
         dest="growth_baseline",
