@@ -85,7 +85,7 @@ class Settings(BaseSettings):
         description="Image requests (/process_image, /pipelines/preview) one process works on "
         "at once; more are answered 503 `overloaded` with Retry-After at once, before their "
         "body is read, and their connection is read again only after Retry-After. From the "
-        "benchmark's overload row (docs/decisions/1202).",
+        "benchmark's overload row (docs/decisions/0020-admission-limit.md).",
     )
     header_timeout_s: float = Field(
         10.0,
