@@ -80,7 +80,7 @@ class Settings(BaseSettings):
         20 * 1024 * 1024, ge=1, description="Largest accepted upload (413 above)."
     )
     admit_image_requests: int = Field(
-        8,
+        4,
         ge=1,
         description="Image requests (/process_image, /pipelines/preview) one process works on "
         "at once; more are answered 503 `overloaded` with Retry-After at once, before their "
