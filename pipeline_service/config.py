@@ -5,7 +5,9 @@ from functools import lru_cache
 from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+from service_kit.settings import ServiceSettings
 
 PG_INT_MAX = 2_147_483_647
 
@@ -18,7 +20,7 @@ def asyncpg_url(url: str) -> str:
     raise ValueError(f"not a PostgreSQL URL: {url!r}")
 
 
-class Settings(BaseSettings):
+class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     database_url: str = Field(
@@ -80,12 +82,12 @@ class Settings(BaseSettings):
         20 * 1024 * 1024, ge=1, description="Largest accepted upload (413 above)."
     )
     admit_image_requests: int = Field(
-        8,
+        4,
         ge=1,
         description="Image requests (/process_image, /pipelines/preview) one process works on "
         "at once; more are answered 503 `overloaded` with Retry-After at once, before their "
         "body is read, and their connection is read again only after Retry-After. From the "
-        "benchmark's overload row (docs/decisions/1202).",
+        "benchmark's overload row (docs/decisions/0020-admission-limit.md).",
     )
     header_timeout_s: float = Field(
         10.0,
@@ -161,18 +163,6 @@ class Settings(BaseSettings):
         description="cv2.setNumThreads: OpenCV's own threads inside one call. 1: requests "
         "already run in parallel, splitting one call too only adds overhead "
         "(docs/performance.md).",
-    )
-    log_level: str = Field("INFO", description="Level of the JSON logs on stdout.")
-    replica_name: str | None = Field(
-        None,
-        description="Name of this replica in the X-Served-By response header. Default: "
-        "hostname:port (in Kubernetes the hostname is the pod's name).",
-    )
-    gc_freeze: bool = Field(
-        True,
-        description="Once started, keep the startup objects out of Python's cyclic garbage "
-        "collector (no 100+ ms full collections under load). Off only where apps are started "
-        "many times in one process (the in-process tests).",
     )
     readiness_timeout_s: float = Field(
         2.0,

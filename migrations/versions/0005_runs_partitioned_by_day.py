@@ -4,7 +4,7 @@ Revision ID: 0005
 Revises: 0004
 Create Date: 2026-11-30
 
-What changes (docs/decisions/1401-runs-partitioned-by-day.md):
+What changes (docs/decisions/0024-runs-partitioned-by-day.md):
 - processing_runs becomes PARTITION BY RANGE (created_at): one partition a day,
   `processing_runs_pYYYYMMDD`, plus `processing_runs_default` for a run whose day has no
   partition yet (so an insert never fails for that; maintenance moves such runs into their

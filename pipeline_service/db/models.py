@@ -83,7 +83,7 @@ RUN_STATUS = Enum("succeeded", "failed", name="run_status")
 # The outcomes a run can have, each with partial indexes of its own: every run is in exactly
 # one. GET /results reads each outcome its filters allow newest first and merges them
 # (db/results.py). One index led by (status, car_detected) instead was twice the size: its
-# leaf pages split half full, as runs of each outcome arrive interleaved (decision 1401).
+# leaf pages split half full, as runs of each outcome arrive interleaved (decision 0025).
 OUTCOME_INDEXES = {
     "car": "car_detected",
     "no_car": "NOT car_detected",
@@ -113,7 +113,7 @@ def _outcome_indexes() -> list[Index]:
 
 class ProcessingRun(Base):
     """One row per run, partitioned by day of `created_at` (UTC), boxes inside the row
-    (migration 0005, docs/decisions/1401-runs-partitioned-by-day.md). The partitions
+    (migration 0005, docs/decisions/0024-runs-partitioned-by-day.md). The partitions
     (`processing_runs_pYYYYMMDD` and `processing_runs_default`) are made and dropped at run
     time by pipeline_service/db/partitions.py, so they are not described here."""
 

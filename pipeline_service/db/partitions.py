@@ -1,5 +1,5 @@
 """The day partitions of processing_runs (migration 0005): made ahead of time, expired ones
-dropped, by the service itself (docs/decisions/1401-runs-partitioned-by-day.md).
+dropped, by the service itself (docs/decisions/0024-runs-partitioned-by-day.md).
 
 Every process runs `maintain()` at startup and every PARTITION_MAINTENANCE_S; each step
 takes a transaction-level advisory lock first (works through PgBouncer in transaction mode)
