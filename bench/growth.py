@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import os
 import random
+import shutil
 import statistics
 import threading
 import time
@@ -297,6 +298,9 @@ def run(
     if not image.is_file():  # the tests' small run: whichever sample there is
         image = sorted(images.glob("parking_*.jpg"))[0]
     os.environ.pop("DATABASE_URL", None)  # the growth bench fills and empties its own
+    # A fresh PostgreSQL every time: one kept from an earlier checkout could hold another
+    # version of this branch's schema under the same revision.
+    shutil.rmtree(data_dir, ignore_errors=True)
     report: list[str] = []
     with running_stack(args.port, args.workers, args.model_workers, data_dir) as stack:
         db = stack.database_url
