@@ -504,7 +504,8 @@ def main() -> None:
         return
     images = find_images(args.images)
     if args.growth:
-        growth.run(args, images)
+        with admission_out_of_the_way(growth.CONCURRENCY):
+            growth.run(args, images)
         return
     if args.memory:
         memory(args, images)

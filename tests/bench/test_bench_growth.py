@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench import growth
+from bench.__main__ import admission_out_of_the_way
 from tests.fixtures.processes import ROOT, free_port
 
 pytestmark = [
@@ -47,7 +48,8 @@ def test_the_growth_bench_runs_at_a_tiny_size(
         ]
     )
     args.port, args.workers, args.model_workers, args.seconds = free_port(), 1, 1, 1.0
-    growth.run(args, ROOT / "samples", data_dir=data_dir)
+    with admission_out_of_the_way(growth.CONCURRENCY):
+        growth.run(args, ROOT / "samples", data_dir=data_dir)
     out = capsys.readouterr().out
     assert "schema of migration 0004 (3,000 runs" in out
     # 3,000 synthetic runs, plus those the insert measurement at 0 stored
