@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, select, text, tuple_, union_all
+from sqlalchemy import ColumnElement, Row, Select, bindparam, select, text, tuple_, union_all
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pipeline_service.db.engine import database_errors_as_unavailable
@@ -125,7 +125,7 @@ def outcomes(filters: RunFilters) -> list[tuple[str, bool | None]]:
 def _conditions(filters: RunFilters, after: Position | None) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if filters.pipeline_id is not None:
-        conditions.append(ProcessingRun.pipeline_id == filters.pipeline_id)
+        conditions.append(ProcessingRun.pipeline_id == _written_in(filters.pipeline_id))
     if filters.since is not None:
         conditions.append(ProcessingRun.created_at >= filters.since)
     if filters.until is not None:
@@ -137,9 +137,18 @@ def _conditions(filters: RunFilters, after: Position | None) -> list[ColumnEleme
     return conditions
 
 
+def _written_in(value: Any) -> Any:
+    """A value written into the statement's text instead of sent as a parameter. A prepared
+    statement's plan made for any parameter value (PostgreSQL's generic plan, chosen after
+    five runs) cannot tell which partial index a status matches, nor how rare a pipeline is:
+    measured at 1 M runs, `pipeline_id` as a parameter took 270-410 ms a page, written in 4-11
+    ms. Each pipeline id gets a statement of its own (asyncpg keeps the last 100)."""
+    return bindparam(None, value, literal_execute=True)
+
+
 def _outcome(status: str, car: bool | None) -> list[ColumnElement[bool]]:
     return [
-        ProcessingRun.status == status,
+        ProcessingRun.status == _written_in(status),
         ProcessingRun.car_detected.is_(None) if car is None else ProcessingRun.car_detected == car,
     ]
 
