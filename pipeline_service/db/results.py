@@ -134,6 +134,8 @@ def _conditions(filters: RunFilters, after: Position | None) -> list[ColumnEleme
         conditions.append(
             tuple_(ProcessingRun.created_at, ProcessingRun.id) < tuple_(after.created_at, after.id)
         )
+        # implied by the line above, but only this form lets PostgreSQL skip the days after it
+        conditions.append(ProcessingRun.created_at <= after.created_at)
     return conditions
 
 
