@@ -154,6 +154,11 @@ def _written_in(value: Any) -> Any:
 
 
 def _outcome(status: str, car: bool | None) -> list[ColumnElement[bool]]:
+    if status == "failed":
+        # No `car_detected IS NULL` (the CHECK says so already): PostgreSQL would take the two
+        # conditions as independent, expect 1 % of 1 % of the runs, and read every failed run
+        # of every day to sort them (300 ms for a page of 500 at 10 M runs, 0.3 ms without).
+        return [ProcessingRun.status == _written_in(status)]
     return [
         ProcessingRun.status == _written_in(status),
         ProcessingRun.car_detected.is_(None) if car is None else ProcessingRun.car_detected == car,
