@@ -113,7 +113,9 @@ async def open_runtime(
         libpq_url(settings.database_url),
         settings.model_service_url,
         settings.readiness_timeout_s,
-        model_transport,
+        # An in-process model (tests) can be shared; a network transport's connections belong
+        # to this event loop, and the readiness checks run on a loop of their own.
+        model_transport if isinstance(model_transport, httpx.ASGITransport) else None,
         settings.db_transaction_pooler,
         settings.readiness_interval_s,
     )

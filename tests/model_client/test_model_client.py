@@ -19,14 +19,14 @@ from tests.fixtures.services import ClientFactory, model_transport
 
 
 class CountingTransport(ModelTransport):
-    """The service's own network transport; counts the attempts that reach it."""
+    """The service's own network transport; counts the detection attempts that reach it."""
 
     def __init__(self) -> None:
         super().__init__()
         self.attempts = 0
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.attempts += 1
+        self.attempts += request.url.path == "/predict"  # not the readiness checks' /healthz
         return await super().handle_async_request(request)
 
 
@@ -37,7 +37,7 @@ class CountingASGI(httpx.ASGITransport):
         self.attempts = 0
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.attempts += 1
+        self.attempts += request.url.path == "/predict"  # not the readiness checks' /healthz
         return await super().handle_async_request(request)
 
 
