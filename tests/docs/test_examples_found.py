@@ -1,0 +1,52 @@
+"""What the examples test (test_examples_run.py) sees: which blocks run, which are marked not
+run and why, and the status each curl claims. No process started."""
+
+from pathlib import Path
+
+from tests.fixtures.doc_examples import blocks, expected_statuses, shell_blocks
+
+
+def test_every_shell_block_runs_or_says_why_not() -> None:
+    for block in shell_blocks():
+        reason = block.not_run_reason
+        assert reason is None or len(reason) > 5, f"{block.where}: `# not run:` without a reason"
+
+
+def test_shell_examples_are_in_bash_fences() -> None:
+    """A `curl` or `make` line in a ```sh or ```shell fence would escape the run unseen."""
+    for block in (b for b in shell_blocks() for b in [b]):
+        assert block.language == "bash"
+    found = [b for b in _all_blocks() if b.language in ("sh", "shell", "zsh")]
+    assert not found, [b.where for b in found]
+
+
+def _all_blocks() -> list:
+    from tests.fixtures.doc_examples import documents
+
+    return [b for d in documents() for b in blocks(d)]
+
+
+def test_a_curl_expects_200_unless_a_comment_says_otherwise() -> None:
+    script = """B=http://127.0.0.1:8000
+curl -s $B/steps
+curl -s -X DELETE $B/pipelines/2 -H "$AUTH"   # 204
+curl -s -X POST $B/pipelines -d '{"name": "# 404 not a comment",
+  "steps": []}'
+# 201 {"id": 2}
+ID=$(curl -s $B/pipelines | python3 -c 'import sys; print(1)')
+ETAG=$(curl -si $B/pipelines/$ID)  # "1"
+curl -s $B/results \\
+     -H 'x: y'      # 412: changed meanwhile
+echo curl is not a command here # 500
+"""
+    assert expected_statuses(script) == [200, 204, 201, 200, 200, 412]
+
+
+def test_blocks_are_read_with_their_language_and_line(tmp_path: Path) -> None:
+    (tmp_path / "x.md").write_text(
+        "text\n```bash\n# not run: needs Docker\ndocker compose up\n```\n\n```\nout\n```\n"
+    )
+    found = blocks("x.md", tmp_path)
+    assert [(b.line, b.language) for b in found] == [(2, "bash"), (7, "")]
+    assert found[0].not_run_reason == "needs Docker"
+    assert found[1].text == "out\n"
