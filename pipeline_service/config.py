@@ -44,7 +44,8 @@ class Settings(BaseSettings):
         description="DATABASE_URL is a pooler in transaction mode (PgBouncer pool_mode="
         "transaction): statements are not kept prepared on a server connection (asyncpg's and "
         "SQLAlchemy's statement caches off, so asyncpg sends each as an unnamed statement, "
-        "parsed and executed in one message sequence). Costs a round trip per statement.",
+        "parsed and executed in one message sequence). Costs a round trip per statement "
+        "(docs/decisions/1302-pgbouncer-transaction-mode.md).",
     )
     db_pool_pre_ping: bool = Field(
         False,
@@ -59,10 +60,13 @@ class Settings(BaseSettings):
         5.0, gt=0, description="How long one call to the model service may take (504 after)."
     )
     model_connect_retries: int = Field(
-        2, ge=0, description="Retries of a refused connection to the model service."
+        2, ge=0, description="Retries (with backoff) of a connection the model service refused."
     )
     model_retry_backoff_s: float = Field(
-        0.1, ge=0, description="First pause before retrying a refused connection; doubles."
+        0.1,
+        ge=0,
+        description="First pause before retrying a refused connection; doubles, with jitter, "
+        "at most 2 s.",
     )
     model_breaker_failures: int = Field(
         5, ge=0, description="Consecutive model failures that open the circuit (0: never)."
@@ -77,12 +81,14 @@ class Settings(BaseSettings):
         10.0, ge=0, description="At shutdown, how long to wait for runs still being written."
     )
     max_upload_bytes: int = Field(
-        20 * 1024 * 1024, ge=1, description="Largest accepted upload (413 above)."
+        20 * 1024 * 1024,
+        ge=1,
+        description="Largest accepted upload: a larger one gets 413 without being read.",
     )
     admit_image_requests: int = Field(
         8,
         ge=1,
-        description="Image requests (/process_image, /pipelines/preview) one process works on "
+        description="Image requests (/process_image, /pipelines/preview) one worker process works on "
         "at once; more are answered 503 `overloaded` with Retry-After at once, before their "
         "body is read, and their connection is read again only after Retry-After. From the "
         "benchmark's overload row (docs/decisions/1202).",
@@ -114,7 +120,10 @@ class Settings(BaseSettings):
         "above). uvicorn refuses far larger ones itself with a bare 400.",
     )
     max_image_pixels: int = Field(
-        50_000_000, ge=1, description="Largest accepted width*height, read from the header."
+        50_000_000,
+        ge=1,
+        description="Largest accepted width x height, read from the image header before any "
+        "decode (413 above).",
     )
     max_pixels_per_byte: int = Field(
         1000,
@@ -133,8 +142,8 @@ class Settings(BaseSettings):
         ge=1,
         description="Largest image (or base64 payload) a pipeline definition may produce at "
         "any step, estimated when it is saved or previewed (422 above). Before the first "
-        "resize or crop the image counts at MAX_IMAGE_PIXELS: 150 MiB for the default 50 MP "
-        "in colour.",
+        "resize or crop the image counts at MAX_IMAGE_PIXELS: 143 MiB for the default 50 MP "
+        "in colour (docs/api.md, Memory).",
     )
     max_jpeg_scans: int = Field(
         100,
@@ -162,7 +171,11 @@ class Settings(BaseSettings):
         "already run in parallel, splitting one call too only adds overhead "
         "(docs/performance.md).",
     )
-    log_level: str = Field("INFO", description="Level of the JSON logs on stdout.")
+    log_level: str = Field(
+        "INFO",
+        description="Level of the JSON logs on stdout (DEBUG adds the successful probes: "
+        "/healthz, /readyz, /metrics).",
+    )
     replica_name: str | None = Field(
         None,
         description="Name of this replica in the X-Served-By response header. Default: "
@@ -191,12 +204,14 @@ class Settings(BaseSettings):
         60.0,
         ge=0,
         description="How long `python -m pipeline_service.db.migrate` keeps trying its first "
-        "connection while PostgreSQL starts up (refused, or 'starting up'), then gives up.",
+        "connection while PostgreSQL starts up (refused, or 'starting up'), one line every 5 s, "
+        "then stops with a sentence naming host, port and the last error.",
     )
 
     pipeline_admin_token: SecretStr | None = Field(
         None,
-        description="Bearer token that may change pipelines; unset: changes are refused.",
+        description="Bearer token that may create, change and delete pipelines (compared in "
+        "constant time); unset or blank: every change is refused (403).",
     )
 
     @field_validator("pipeline_admin_token")
