@@ -88,9 +88,9 @@ class Settings(BaseSettings):
     admit_image_requests: int = Field(
         8,
         ge=1,
-        description="Image requests (/process_image, /pipelines/preview) one worker process works on "
-        "at once; more are answered 503 `overloaded` with Retry-After at once, before their "
-        "body is read, and their connection is read again only after Retry-After. From the "
+        description="Image requests (/process_image, /pipelines/preview) one worker process "
+        "works on at once; more are answered 503 `overloaded` with Retry-After at once, before "
+        "their body is read, and their connection is read again only after Retry-After. From the "
         "benchmark's overload row (docs/decisions/1202).",
     )
     header_timeout_s: float = Field(

@@ -23,9 +23,14 @@ from model_service.config import ModelSettings  # noqa: E402
 from pipeline_service.config import Settings  # noqa: E402
 
 OPERATIONS = ROOT / "docs" / "operations.md"
-TABLES: dict[str, type[BaseSettings]] = {"pipeline_service": Settings, "model_service": ModelSettings}
+TABLES: dict[str, type[BaseSettings]] = {
+    "pipeline_service": Settings,
+    "model_service": ModelSettings,
+}
 # Defaults computed when the process starts: what the reader gets, in words.
-FACTORY_DEFAULTS = {(Settings, "cpu_threads"): "number of cores"}
+FACTORY_DEFAULTS: dict[tuple[type[BaseSettings], str], str] = {
+    (Settings, "cpu_threads"): "number of cores"
+}
 MIB = 2**20
 
 
@@ -121,4 +126,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-
