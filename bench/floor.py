@@ -11,7 +11,7 @@ Two of them, each on a worker thread of a new process:
   in page by page);
 - the *fault-free* floor: the same compute as the service does it, in a process configured
   like it: the service's own decode (a JPEG by libjpeg-turbo in strict mode, after its header
-  checks; docs/decisions/1201-...) and the services' allocator settings
+  checks; docs/decisions/0019-strict-jpeg-decoding.md) and the services' allocator settings
   (devstack/allocator.py), where the large buffers are reused.
 
 Each reports its CPU time and minor page faults per image too.

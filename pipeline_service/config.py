@@ -45,7 +45,7 @@ class Settings(BaseSettings):
         "transaction): statements are not kept prepared on a server connection (asyncpg's and "
         "SQLAlchemy's statement caches off, so asyncpg sends each as an unnamed statement, "
         "parsed and executed in one message sequence). Costs a round trip per statement "
-        "(docs/decisions/1302-pgbouncer-transaction-mode.md).",
+        "(docs/decisions/0022-pgbouncer-transaction-mode.md).",
     )
     db_pool_pre_ping: bool = Field(
         False,
@@ -91,7 +91,7 @@ class Settings(BaseSettings):
         description="Image requests (/process_image, /pipelines/preview) one worker process "
         "works on at once; more are answered 503 `overloaded` with Retry-After at once, before "
         "their body is read, and their connection is read again only after Retry-After. From the "
-        "benchmark's overload row (docs/decisions/1202).",
+        "benchmark's overload row (docs/decisions/0020-admission-limit.md).",
     )
     header_timeout_s: float = Field(
         10.0,

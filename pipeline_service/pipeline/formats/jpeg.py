@@ -4,7 +4,7 @@ The markers give the size, the kind of frame, the number of scans and the EXIF o
 so the limits hold before any pixel is decoded. The pixels come from libjpeg-turbo through
 simplejpeg with `strict=True`: every libjpeg warning ("Corrupt JPEG data: premature end of
 data segment", "bad Huffman code", ...) is an error there, where OpenCV only prints it and
-answers grey or garbage rows (docs/decisions/1201-strict-jpeg-decoding.md).
+answers grey or garbage rows (docs/decisions/0019-strict-jpeg-decoding.md).
 """
 
 import cv2
