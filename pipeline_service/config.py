@@ -86,12 +86,14 @@ class Settings(BaseSettings):
         description="Largest accepted upload: a larger one gets 413 without being read.",
     )
     admit_image_requests: int = Field(
-        8,
+        4,
         ge=1,
         description="Image requests (/process_image, /pipelines/preview) one worker process "
         "works on at once; more are answered 503 `overloaded` with Retry-After at once, before "
-        "their body is read, and their connection is read again only after Retry-After. From the "
-        "benchmark's overload row (docs/decisions/0020-admission-limit.md).",
+        "their body is read, and their connection is read again only after Retry-After. Chosen "
+        "from the benchmark's overload row against the mock model, which answers in ~3 ms; with "
+        "a slower model raise it to about the req/s one worker should reach x the seconds one "
+        "request takes (docs/decisions/0020-admission-limit.md).",
     )
     header_timeout_s: float = Field(
         10.0,

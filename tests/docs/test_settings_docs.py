@@ -55,8 +55,9 @@ def test_every_setting_has_a_row_with_its_default_and_description() -> None:
         for field, info in settings.model_fields.items():
             assert info.description, f"{settings.__name__}.{field}: no Field(description=...)"
             name = settings_docs.env_name(settings, field)
-            row = next(line for line in text.splitlines() if line.startswith(f"| `{name}` |"))
-            assert settings_docs.default_text(settings, field) in row
+            rows = [line for line in text.splitlines() if line.startswith(f"| `{name}` |")]
+            assert len(rows) == 1, f"{name}: {len(rows)} rows (a hand-written copy left over?)"
+            assert settings_docs.default_text(settings, field) in rows[0]
 
 
 def test_the_check_fails_on_a_stale_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
