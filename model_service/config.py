@@ -1,10 +1,12 @@
 """Model service settings, from MODEL_* environment variables."""
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from service_kit.settings import ServiceSettings
 
 
-class ModelSettings(BaseSettings):
+class ModelSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="MODEL_", env_file=".env", extra="ignore")
 
     detection_probability: float = Field(
@@ -19,16 +21,4 @@ class ModelSettings(BaseSettings):
     failure_rate: float = Field(0, ge=0, le=1, description="Share of requests answered 500.")
     bad_answer_rate: float = Field(
         0, ge=0, le=1, description="Share of requests answered 200 with a body that is not boxes."
-    )
-    log_level: str = Field("INFO", description="Level of the JSON logs on stdout.")
-    replica_name: str | None = Field(
-        None,
-        description="Name of this replica in the X-Served-By response header. Default: "
-        "hostname:port (in Kubernetes the hostname is the pod's name).",
-    )
-    gc_freeze: bool = Field(
-        True,
-        description="Once started, keep the startup objects out of Python's cyclic garbage "
-        "collector (no 100+ ms full collections under load). Off only where apps are started "
-        "many times in one process (the in-process tests).",
     )

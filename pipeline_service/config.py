@@ -5,7 +5,9 @@ from functools import lru_cache
 from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+from service_kit.settings import ServiceSettings
 
 PG_INT_MAX = 2_147_483_647
 
@@ -18,7 +20,7 @@ def asyncpg_url(url: str) -> str:
     raise ValueError(f"not a PostgreSQL URL: {url!r}")
 
 
-class Settings(BaseSettings):
+class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     database_url: str = Field(
@@ -172,22 +174,6 @@ class Settings(BaseSettings):
         description="cv2.setNumThreads: OpenCV's own threads inside one call. 1: requests "
         "already run in parallel, splitting one call too only adds overhead "
         "(docs/performance.md).",
-    )
-    log_level: str = Field(
-        "INFO",
-        description="Level of the JSON logs on stdout (DEBUG adds the successful probes: "
-        "/healthz, /readyz, /metrics).",
-    )
-    replica_name: str | None = Field(
-        None,
-        description="Name of this replica in the X-Served-By response header. Default: "
-        "hostname:port (in Kubernetes the hostname is the pod's name).",
-    )
-    gc_freeze: bool = Field(
-        True,
-        description="Once started, keep the startup objects out of Python's cyclic garbage "
-        "collector (no 100+ ms full collections under load). Off only where apps are started "
-        "many times in one process (the in-process tests).",
     )
     readiness_timeout_s: float = Field(
         2.0,
