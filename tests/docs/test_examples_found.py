@@ -47,3 +47,15 @@ def test_blocks_are_read_with_their_language_and_line(tmp_path: Path) -> None:
     assert [(b.line, b.language) for b in found] == [(2, "bash"), (7, "")]
     assert found[0].not_run_reason == "needs Docker"
     assert found[1].text == "out\n"
+
+
+def test_no_example_that_runs_relies_on_database_url() -> None:
+    """`make run` does not export DATABASE_URL (its database is the embedded one), so an
+    example with `psql "$DATABASE_URL"` reaches another database there; the examples run
+    against a stack started on a database of its own, which would hide that: `make psql`."""
+    found = [
+        block.where
+        for block in shell_blocks()
+        if block.not_run_reason is None and "DATABASE_URL" in block.text
+    ]
+    assert not found
