@@ -72,7 +72,7 @@ def test_the_statuses_are_compared_with_the_text(session: DocumentSession) -> No
 
 
 def test_only_127_0_0_1_is_reachable(session: DocumentSession) -> None:
-    block, outcome = run(session, "curl -s https://example.com/\n")
+    _, outcome = run(session, "curl -s https://example.com/\n")
     assert outcome.exit_code == 97
     assert "curl may only reach 127.0.0.1" in outcome.output
     assert outcome.statuses == []
