@@ -44,15 +44,16 @@ async def test_requests_are_counted_by_route_template_method_and_status(
     make_client: ClientFactory,
 ) -> None:
     delta = Delta(
-        ("http_requests_total", {"route": "/healthz", "method": "GET", "status": "200"}),
+        # not /healthz: the readiness checks ask the (in-process) model service's /healthz
+        ("http_requests_total", {"route": "/steps", "method": "GET", "status": "200"}),
         ("http_requests_total", {"route": "/results/{run_id}", "method": "GET", "status": "404"}),
         ("http_requests_total", {"route": "unmatched", "method": "GET", "status": "404"}),
         ("http_requests_total", {"route": "/process_image", "method": "POST", "status": "413"}),
-        ("http_request_duration_seconds_count", {"route": "/healthz", "method": "GET"}),
+        ("http_request_duration_seconds_count", {"route": "/steps", "method": "GET"}),
     )
     async with make_client(max_upload_bytes=100) as client:
         for _ in range(3):
-            await client.get("/healthz")
+            await client.get("/steps")
         await client.get("/results/987654321")
         await client.get("/results/987654322")
         await client.get("/no/such/page")
@@ -160,16 +161,19 @@ async def test_two_workers_count_every_request(
     sent = 0
     with uvicorn_server(PIPELINE_APP, env, tmp_path, workers=2, probe="/metrics") as server:
         try:
-            # A fresh connection per request, many at once, until both workers have served.
+            # A fresh connection per request, many at once, until both workers have served
+            # (on a busy machine the second worker may take many seconds to start).
             async with httpx.AsyncClient(
                 base_url=server.url, limits=httpx.Limits(max_keepalive_connections=0)
             ) as client:
-                for _ in range(50):
+                give_up = asyncio.get_running_loop().time() + 120
+                while asyncio.get_running_loop().time() < give_up:
                     answers = await asyncio.gather(*(client.get("/healthz") for _ in range(20)))
                     assert all(a.status_code == 200 for a in answers)
                     sent += len(answers)
                     if sent >= 40 and len(_pids_serving_healthz(server.log)) == 2:
                         break
+                    await asyncio.sleep(0.2)
                 assert len(_pids_serving_healthz(server.log)) == 2, "one worker served everything"
                 scrapes = [(await client.get("/metrics")).text for _ in range(6)]
         finally:
