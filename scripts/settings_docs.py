@@ -4,9 +4,9 @@
     python scripts/settings_docs.py --check   exit 1 (saying which) if a table is out of date
 
 Each row is a field of `Settings` (pipeline_service/config.py) or `ModelSettings`
-(model_service/config.py), those of `ServiceSettings` (service_kit/settings.py) included: its
-environment variable, its default and its `Field(description=...)`. A new setting therefore only needs its description;
-tests/docs/test_settings_docs.py runs the check.
+(model_service/config.py), those of `ServiceSettings` (service_kit/settings.py) included:
+its environment variable, its default and its `Field(description=...)`. A new setting
+therefore only needs its description; tests/docs/test_settings_docs.py runs the check.
 """
 
 import argparse
