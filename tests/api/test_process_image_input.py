@@ -84,14 +84,6 @@ async def test_bad_pipeline_id_is_422(
     assert await count_rows(db) == before
 
 
-async def test_pipeline_id_given_twice_differently_is_422(make_client: ClientFactory) -> None:
-    async with make_client() as client:
-        response = await client.post(
-            "/process_image?pipeline_id=1", data={"pipeline_id": "2"}, files={"image": JPEG}
-        )
-    assert_actionable_problem(response, 422, "twice")
-
-
 REQUEST_SHAPES = {
     "multipart without image": dict(data={"pipeline_id": "1", "picture": "x"}),
     "multipart with image as a text field": dict(data={"pipeline_id": "1", "image": "abc"}),
