@@ -393,8 +393,9 @@ def test_a_fleet_that_would_exceed_max_connections_is_refused(
     )
     assert refused.returncode == 1
     [line] = [line for line in refused.stderr.splitlines() if "error" in line]
-    assert (
-        "2 replica(s) x 1 worker(s) x (60 + 60 overflow + 1 readiness + 1 listener) = 244" in line
-    ), line
+    expected = (
+        "2 replica(s) x 1 worker(s) x (60 + 60 overflow + 1 readiness + 1 purge + 1 listener)"
+    )
+    assert f"{expected} = 246" in line, line
     assert "--pgbouncer" in line and "Traceback" not in refused.stderr
     assert "starting the model service" not in refused.stdout
