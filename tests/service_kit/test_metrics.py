@@ -15,7 +15,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline_service.app import create_app
 from pipeline_service.config import Settings
-from tests.fixtures.pipelines import eventually
 from tests.fixtures.processes import PIPELINE_APP, uvicorn_server
 from tests.fixtures.services import ClientFactory, model_transport
 
@@ -43,17 +42,26 @@ class Delta:
 async def test_requests_are_counted_by_route_template_method_and_status(
     make_client: ClientFactory,
 ) -> None:
-    delta = Delta(
-        # not /healthz: the readiness checks ask the (in-process) model service's /healthz
-        ("http_requests_total", {"route": "/steps", "method": "GET", "status": "200"}),
-        ("http_requests_total", {"route": "/results/{run_id}", "method": "GET", "status": "404"}),
-        ("http_requests_total", {"route": "unmatched", "method": "GET", "status": "404"}),
-        ("http_requests_total", {"route": "/process_image", "method": "POST", "status": "413"}),
-        ("http_request_duration_seconds_count", {"route": "/steps", "method": "GET"}),
-    )
-    async with make_client(max_upload_bytes=100) as client:
+    # The readiness checks call the in-process model service's GET /healthz, which counts in
+    # this process's registry too: the first check is over once /readyz answers, the next one
+    # an hour later.
+    async with make_client(max_upload_bytes=100, readiness_interval_s=3600) as client:
+        assert (await client.get("/readyz")).status_code == 200
+        delta = Delta(
+            ("http_requests_total", {"route": "/healthz", "method": "GET", "status": "200"}),
+            (
+                "http_requests_total",
+                {"route": "/results/{run_id}", "method": "GET", "status": "404"},
+            ),
+            ("http_requests_total", {"route": "unmatched", "method": "GET", "status": "404"}),
+            (
+                "http_requests_total",
+                {"route": "/process_image", "method": "POST", "status": "413"},
+            ),
+            ("http_request_duration_seconds_count", {"route": "/healthz", "method": "GET"}),
+        )
         for _ in range(3):
-            await client.get("/steps")
+            await client.get("/healthz")
         await client.get("/results/987654321")
         await client.get("/results/987654322")
         await client.get("/no/such/page")
@@ -93,14 +101,13 @@ async def test_runs_detections_steps_and_model_calls_are_counted(
 
 
 async def test_the_pool_gauge_follows_connections_in_use(database_url: str) -> None:
+    """Only requests take connections from the pool: the background work (change listener,
+    readiness, idempotency purge) has connections of its own, so from startup on the gauge
+    counts exactly the connections a test takes."""
     app = create_app(Settings(database_url=database_url), model_transport=model_transport())
     async with LifespanManager(app):
         engine = app.state.runtime.db
-
-        async def checked_out() -> int:
-            return int(engine.sync_engine.pool.checkedout())
-
-        await eventually(checked_out, lambda n: n == 0)  # the idempotency purge run at startup
+        assert engine.sync_engine.pool.checkedout() == 0
         async with engine.connect() as first, engine.connect() as second:
             await first.exec_driver_sql("SELECT 1")
             await second.exec_driver_sql("SELECT 1")
