@@ -115,8 +115,8 @@ async def open_runtime(
         libpq_url(settings.database_url),
         settings.model_service_url,
         settings.readiness_timeout_s,
-        # An in-process model (tests) can be shared; a network transport's connections belong
-        # to this event loop, and the readiness checks run on a loop of their own.
+        # Its checks run on an event loop of their own: an in-process (ASGI) transport can be
+        # shared, a network one cannot (its connections belong to the loop that opened them).
         model_transport if isinstance(model_transport, httpx.ASGITransport) else None,
         settings.db_transaction_pooler,
         settings.readiness_interval_s,
