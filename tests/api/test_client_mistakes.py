@@ -173,7 +173,7 @@ AMBIGUOUS = {
         {},
         [("image", ("a.jpg", b"1")), ("image", ("b.jpg", b"2"))],
         "image",
-        None,
+        "more than once",
     ),
     "pipeline_id in the query and the form": (
         "/process_image?pipeline_id=1",
@@ -201,7 +201,7 @@ AMBIGUOUS = {
         {"pipeline_id": "1"},
         [("image", ("a.jpg", b"1")), ("image", ("b.jpg", b"2"))],
         "image",
-        None,
+        "more than once",
     ),
     "two definitions in a preview": (
         "/pipelines/preview",
