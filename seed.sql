@@ -8,16 +8,18 @@ VALUES (1, 'car-detection',
         1, true)
 ON CONFLICT (id) DO NOTHING;
 
+-- Every param written out, as the API stores a definition (tests/db/test_seed.py): a GET of
+-- pipeline 1 sent back to PUT unchanged is then not a new version.
 -- Only into a pipeline without steps: once pipeline 1 has been changed (other steps, fewer
 -- of them), running the seed again (every `make run`, every `docker compose up`) must not
 -- add the seed's steps back in.
 INSERT INTO pipeline_steps (pipeline_id, position, type, params)
 SELECT 1, seed.position, seed.type, seed.params::jsonb
 FROM (VALUES
-    (0, 'decode',    '{}'),
-    (1, 'resize',    '{"width": 640, "height": 640}'),
+    (0, 'decode',    '{"color": "color", "reduce": "auto"}'),
+    (1, 'resize',    '{"width": 640, "height": 640, "interpolation": "linear"}'),
     (2, 'normalize', '{"mode": "minmax_uint8"}'),
-    (3, 'base64',    '{"encoding": "jpeg"}'),
+    (3, 'base64',    '{"encoding": "jpeg", "jpeg_quality": 90}'),
     (4, 'detect',    '{}'),
     (5, 'save',      '{}')
 ) AS seed (position, type, params)

@@ -2,9 +2,11 @@
 starts: a stack that does not fit fails later, under load, with "too many clients".
 
 Each pipeline-service process (replicas x workers) holds up to DB_POOL_SIZE + DB_MAX_OVERFLOW
-pooled connections, one for /readyz's ping (pipeline_service/readiness.py) and one LISTEN
-connection. Behind PgBouncer the pools and the readiness pings hold connections to PgBouncer,
-which opens at most its pool size to PostgreSQL; the listeners still go direct.
+pooled connections, one for /readyz's ping (pipeline_service/readiness.py), one LISTEN
+connection, and one for the idempotency purge while it runs (a DELETE every 10 minutes,
+pipeline_service/runtime.py). Behind PgBouncer the pools, the readiness pings and the purges
+hold connections to PgBouncer, which opens at most its pool size to PostgreSQL; the listeners
+still go direct.
 """
 
 import asyncio
@@ -30,8 +32,8 @@ class ConnectionBudget:
     @property
     def pooled(self) -> int:
         """Connections the processes may open for queries (to PostgreSQL, or to PgBouncer):
-        their pools and one readiness ping each."""
-        return self.processes * (self.pool_size + self.max_overflow + 1)
+        their pools, one readiness ping and one purge each."""
+        return self.processes * (self.pool_size + self.max_overflow + 2)
 
     @property
     def at_postgres(self) -> int:
@@ -40,7 +42,9 @@ class ConnectionBudget:
         return queries + self.processes  # + one listener per process
 
     def explain(self) -> str:
-        per_process = f"{self.pool_size} + {self.max_overflow} overflow + 1 readiness + 1 listener"
+        per_process = (
+            f"{self.pool_size} + {self.max_overflow} overflow + 1 readiness + 1 purge + 1 listener"
+        )
         text = f"{self.replicas} replica(s) x {self.workers} worker(s) x ({per_process})"
         if self.pgbouncer_pool is not None:
             text = (

@@ -46,7 +46,8 @@ class Settings(ServiceSettings):
         description="DATABASE_URL is a pooler in transaction mode (PgBouncer pool_mode="
         "transaction): statements are not kept prepared on a server connection (asyncpg's and "
         "SQLAlchemy's statement caches off, so asyncpg sends each as an unnamed statement, "
-        "parsed and executed in one message sequence). Costs a round trip per statement.",
+        "parsed and executed in one message sequence). Costs a round trip per statement "
+        "(docs/decisions/0022-pgbouncer-transaction-mode.md).",
     )
     db_pool_pre_ping: bool = Field(
         False,
@@ -61,10 +62,13 @@ class Settings(ServiceSettings):
         5.0, gt=0, description="How long one call to the model service may take (504 after)."
     )
     model_connect_retries: int = Field(
-        2, ge=0, description="Retries of a refused connection to the model service."
+        2, ge=0, description="Retries (with backoff) of a connection the model service refused."
     )
     model_retry_backoff_s: float = Field(
-        0.1, ge=0, description="First pause before retrying a refused connection; doubles."
+        0.1,
+        ge=0,
+        description="First pause before retrying a refused connection; doubles, with jitter, "
+        "at most 2 s.",
     )
     model_breaker_failures: int = Field(
         5, ge=0, description="Consecutive model failures that open the circuit (0: never)."
@@ -73,21 +77,28 @@ class Settings(ServiceSettings):
         5.0, gt=0, description="How long an open circuit fails fast before one trial call."
     )
     idempotency_ttl_s: int = Field(
-        86_400, ge=1, description="How long an Idempotency-Key is remembered."
+        86_400,
+        ge=1,
+        description="How long an Idempotency-Key is remembered. Must be shorter than "
+        "RESULTS_RETENTION_DAYS when that is set: a key must not outlive its run.",
     )
     shutdown_drain_s: float = Field(
         10.0, ge=0, description="At shutdown, how long to wait for runs still being written."
     )
     max_upload_bytes: int = Field(
-        20 * 1024 * 1024, ge=1, description="Largest accepted upload (413 above)."
+        20 * 1024 * 1024,
+        ge=1,
+        description="Largest accepted upload: a larger one gets 413 without being read.",
     )
     admit_image_requests: int = Field(
         4,
         ge=1,
-        description="Image requests (/process_image, /pipelines/preview) one process works on "
-        "at once; more are answered 503 `overloaded` with Retry-After at once, before their "
-        "body is read, and their connection is read again only after Retry-After. From the "
-        "benchmark's overload row (docs/decisions/0020-admission-limit.md).",
+        description="Image requests (/process_image, /pipelines/preview) one worker process "
+        "works on at once; more are answered 503 `overloaded` with Retry-After at once, before "
+        "their body is read, and their connection is read again only after Retry-After. Chosen "
+        "from the benchmark's overload row against the mock model, which answers in ~3 ms; with "
+        "a slower model raise it to about the req/s one worker should reach x the seconds one "
+        "request takes (docs/decisions/0020-admission-limit.md).",
     )
     header_timeout_s: float = Field(
         10.0,
@@ -116,7 +127,10 @@ class Settings(ServiceSettings):
         "above). uvicorn refuses far larger ones itself with a bare 400.",
     )
     max_image_pixels: int = Field(
-        50_000_000, ge=1, description="Largest accepted width*height, read from the header."
+        50_000_000,
+        ge=1,
+        description="Largest accepted width x height, read from the image header before any "
+        "decode (413 above).",
     )
     max_pixels_per_byte: int = Field(
         1000,
@@ -135,8 +149,8 @@ class Settings(ServiceSettings):
         ge=1,
         description="Largest image (or base64 payload) a pipeline definition may produce at "
         "any step, estimated when it is saved or previewed (422 above). Before the first "
-        "resize or crop the image counts at MAX_IMAGE_PIXELS: 150 MiB for the default 50 MP "
-        "in colour.",
+        "resize or crop the image counts at MAX_IMAGE_PIXELS: 143 MiB for the default 50 MP "
+        "in colour (docs/api.md, Memory).",
     )
     max_jpeg_scans: int = Field(
         100,
@@ -181,7 +195,8 @@ class Settings(ServiceSettings):
         60.0,
         ge=0,
         description="How long `python -m pipeline_service.db.migrate` keeps trying its first "
-        "connection while PostgreSQL starts up (refused, or 'starting up'), then gives up.",
+        "connection while PostgreSQL starts up (refused, or 'starting up'), one line every 5 s, "
+        "then stops with a sentence naming host, port and the last error.",
     )
 
     results_retention_days: int = Field(
@@ -206,7 +221,8 @@ class Settings(ServiceSettings):
 
     pipeline_admin_token: SecretStr | None = Field(
         None,
-        description="Bearer token that may change pipelines; unset: changes are refused.",
+        description="Bearer token that may create, change and delete pipelines (compared in "
+        "constant time); unset or blank: every change is refused (403).",
     )
 
     @field_validator("pipeline_admin_token")

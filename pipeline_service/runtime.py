@@ -18,13 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from pipeline_service.circuit_breaker import CircuitBreaker
 from pipeline_service.config import Settings
 from pipeline_service.db.change_listener import PipelineChangeListener
-from pipeline_service.db.engine import create_engine, libpq_url
+from pipeline_service.db.engine import create_engine, create_unpooled_engine, libpq_url
 from pipeline_service.db.idempotency import IdempotencyRepository
 from pipeline_service.db.partitions import RunPartitions, maintain_forever
 from pipeline_service.db.pipeline_store import PipelineStore
 from pipeline_service.db.results import ResultsRepository
 from pipeline_service.db.runs import RunRepository
-from pipeline_service.idempotency import IdempotentRequests
+from pipeline_service.idempotency import IdempotentRequests, purge_expired_keys_forever
 from pipeline_service.metrics import MeteredModelClient, PrometheusRunObserver, watch_pool
 from pipeline_service.model_client import ModelClient
 from pipeline_service.pipeline.budget import PipelineLimits
@@ -34,6 +34,8 @@ from pipeline_service.pipeline.types import RunServices
 from pipeline_service.pipelines import PipelineService
 from pipeline_service.processing import ImageProcessing
 from pipeline_service.readiness import Readiness
+
+MAINTENANCE_APPLICATION_NAME = "pipeline-maintenance"  # in pg_stat_activity
 
 
 def lower_this_threads_priority(nice: int) -> None:
@@ -114,14 +116,24 @@ async def open_runtime(
         libpq_url(settings.database_url),
         settings.model_service_url,
         settings.readiness_timeout_s,
-        model_transport,
+        # Its checks run on an event loop of their own: an in-process (ASGI) transport can be
+        # shared, a network one cannot (its connections belong to the loop that opened them).
+        model_transport if isinstance(model_transport, httpx.ASGITransport) else None,
         settings.db_transaction_pooler,
         settings.readiness_interval_s,
     )
+    # Background work keeps off the request pool: the listener and readiness hold a connection
+    # of their own, the purge opens one each time.
+    maintenance_db = create_unpooled_engine(
+        settings.database_url, MAINTENANCE_APPLICATION_NAME, settings.db_transaction_pooler
+    )
     await listener.start()
-    purge = asyncio.create_task(idempotency.purge_forever(), name="idempotency-purge")
+    purge = asyncio.create_task(
+        purge_expired_keys_forever(IdempotencyRepository(maintenance_db)),
+        name="idempotency-purge",
+    )
     partitions = RunPartitions(
-        db, settings.run_partitions_ahead_days, settings.results_retention_days
+        maintenance_db, settings.run_partitions_ahead_days, settings.results_retention_days
     )
     maintenance = asyncio.create_task(
         maintain_forever(partitions, settings.partition_maintenance_s), name="run-partitions"
@@ -148,4 +160,5 @@ async def open_runtime(
         await model.aclose()
         await readiness.aclose()
         cpu_pool.shutdown(wait=True)
+        await maintenance_db.dispose()
         await db.dispose()

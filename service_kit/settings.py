@@ -5,7 +5,11 @@ from pydantic_settings import BaseSettings
 
 
 class ServiceSettings(BaseSettings):
-    log_level: str = Field("INFO", description="Level of the JSON logs on stdout.")
+    log_level: str = Field(
+        "INFO",
+        description="Level of the JSON logs on stdout (DEBUG adds the successful probes: "
+        "/healthz, /readyz, /metrics).",
+    )
     replica_name: str | None = Field(
         None,
         description="Name of this replica in the X-Served-By response header. Default: "

@@ -17,7 +17,7 @@ async def single_form_fields(request: Request) -> None:
                     {
                         "loc": (printable(name),),
                         "msg": "given more than once; send it once",
-                        "type": "value_error",
+                        "type": "repeated_field",
                     }
                 ]
             )

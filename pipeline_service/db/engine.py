@@ -8,6 +8,7 @@ import asyncpg
 from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError, InvalidatePoolError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from pipeline_service.errors import DatabaseUnavailable
 
@@ -36,6 +37,19 @@ def create_engine(
     )
     event.listen(engine.sync_engine, "checkout", _refuse_closed)
     return engine
+
+
+def create_unpooled_engine(
+    database_url: str, application_name: str, transaction_pooler: bool = False
+) -> AsyncEngine:
+    """An engine that opens a connection for each use and closes it after: for occasional
+    background work (the idempotency purge every 10 minutes), which then never holds one of
+    the request pool's connections, nor counts in its gauge. `application_name` shows it in
+    pg_stat_activity."""
+    connect_args: dict[str, Any] = {"server_settings": {"application_name": application_name}}
+    if transaction_pooler:
+        connect_args.update(POOLER_CONNECT_ARGS)
+    return create_async_engine(database_url, poolclass=NullPool, connect_args=connect_args)
 
 
 # asyncpg with its statement cache off sends every statement unnamed, and parses it again in

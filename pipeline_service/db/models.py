@@ -14,6 +14,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    MetaData,
     PrimaryKeyConstraint,
     Text,
     UniqueConstraint,
@@ -34,7 +35,23 @@ class Xid8(UserDefinedType[int]):
         return "xid8"
 
 
+# PostgreSQL's own names for what it names itself (`pipeline_steps_pipeline_id_position_key`,
+# `detections_run_id_fkey`, `pipelines_pkey`), which are the names the migrations left in the
+# database, and SQLAlchemy's default for indexes (`ix_detections_run_id`); a name given
+# explicitly is kept as given. No entry for check constraints: one needs the given name in it,
+# and Alembic applies this convention to the migrations too (target_metadata), so it would
+# rename 0001's `status_known` in new databases only. tests/db/test_models_match_migrations.py
+# checks the names against a migrated database, and that the convention renames nothing.
+NAMING_CONVENTION = {
+    "pk": "%(table_name)s_pkey",
+    "fk": "%(table_name)s_%(column_0_N_name)s_fkey",
+    "uq": "%(table_name)s_%(column_0_N_name)s_key",
+    "ix": "ix_%(column_0_label)s",
+}
+
+
 class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map: ClassVar = {dict[str, Any]: JSONB, list[Any]: JSONB}
 
 

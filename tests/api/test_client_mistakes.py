@@ -13,6 +13,7 @@ from pipeline_service.api.cursor import filters_tag
 from pipeline_service.db.results import RunFilters
 from tests.fixtures.pipelines import AUTH, CAR_STEPS, TOKEN
 from tests.fixtures.preview import everything_stored
+from tests.fixtures.problems import assert_actionable_problem
 from tests.fixtures.services import ClientFactory
 
 NUL, SURROGATE = "\x00", "\\ud800"  # the surrogate as a JSON escape: Python would encode it
@@ -165,42 +166,56 @@ async def test_bad_header_value_is_never_a_5xx(field: str, make_client: ClientFa
     assert await everything_stored(db) == before
 
 
+# case: (url, form fields, files, the field named, a word the answer says)
 AMBIGUOUS = {
     "two image parts": (
         "/process_image?pipeline_id=1",
         {},
         [("image", ("a.jpg", b"1")), ("image", ("b.jpg", b"2"))],
         "image",
+        "more than once",
     ),
     "pipeline_id in the query and the form": (
         "/process_image?pipeline_id=1",
         {"pipeline_id": "1"},
         [("image", ("a.jpg", b"1"))],
         "pipeline_id",
+        "twice",
+    ),
+    "pipeline_id in the query and the form, different": (
+        "/process_image?pipeline_id=1",
+        {"pipeline_id": "2"},
+        [("image", ("a.jpg", b"1"))],
+        "pipeline_id",
+        "twice",
     ),
     "pipeline_id twice in the form": (
         "/process_image",
         {"pipeline_id": ["1", "1"]},
         [("image", ("a.jpg", b"1"))],
         "pipeline_id",
+        "more than once",
     ),
     "two image parts in a preview": (
         "/pipelines/preview",
         {"pipeline_id": "1"},
         [("image", ("a.jpg", b"1")), ("image", ("b.jpg", b"2"))],
         "image",
+        "more than once",
     ),
     "two definitions in a preview": (
         "/pipelines/preview",
         {"definition": ['{"steps": []}', '{"steps": []}']},
         [("image", ("a.jpg", b"1"))],
         "definition",
+        "more than once",
     ),
     "pipeline_id twice in the query": (
         "/process_image?pipeline_id=1&pipeline_id=1",
         {},
         [("image", ("a.jpg", b"1"))],
         "pipeline_id",
+        "more than once",
     ),
 }
 
@@ -209,12 +224,12 @@ AMBIGUOUS = {
 async def test_ambiguous_request_is_a_422_naming_the_field(
     case: str, make_client: ClientFactory, db
 ) -> None:
-    url, data, files, field = AMBIGUOUS[case]
+    url, data, files, field, word = AMBIGUOUS[case]
     before = await everything_stored(db)
     async with make_client() as client:
         response = await client.post(url, data=data, files=files)
-    assert response.status_code == 422, response.text
-    assert response.json()["errors"][0]["field"] == field
+    body = assert_actionable_problem(response, 422, field, *([word] if word else []))
+    assert body["errors"][0]["field"] == field
     assert await everything_stored(db) == before
 
 

@@ -5,11 +5,14 @@ import hashlib
 import uuid
 
 import pytest
+from asgi_lifespan import LifespanManager
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from pipeline_service.config import asyncpg_url
+from pipeline_service.app import create_app
+from pipeline_service.config import Settings, asyncpg_url
 from pipeline_service.db.idempotency import IdempotencyRepository
 from tests.fixtures.images import unique_jpeg
+from tests.fixtures.pipelines import eventually
 from tests.fixtures.problems import assert_actionable_problem
 from tests.fixtures.runs import count_rows, new_pipeline
 from tests.fixtures.services import ClientFactory, model_transport
@@ -173,6 +176,32 @@ async def test_an_expired_key_is_free_again_and_purged(
     assert await db.fetchval("SELECT count(*) FROM idempotency_keys WHERE key = $1", key) == 1
     keys = await db.fetchval("SELECT count(*) FROM idempotency_keys WHERE key = $1", expired_key)
     assert keys == 0
+
+
+async def test_expired_keys_are_purged_at_start_without_a_connection_of_the_request_pool(
+    make_client: ClientFactory, db, database_url: str
+) -> None:
+    async with make_client() as client:
+        run_id = (await post(client, unique_jpeg(110), None)).json()["run_id"]
+    expired_key = new_key()
+    await db.execute(
+        "INSERT INTO idempotency_keys (key, pipeline_id, request_sha256, run_id, expires_at) "
+        "VALUES ($1, 1, 'x', $2, now() - interval '1 second')",
+        expired_key,
+        run_id,
+    )
+    app = create_app(Settings(database_url=database_url), model_transport=model_transport())
+    async with LifespanManager(app):
+
+        async def keys_left() -> int:
+            return await db.fetchval(
+                "SELECT count(*) FROM idempotency_keys WHERE key = $1", expired_key
+            )
+
+        assert await eventually(keys_left, lambda n: n == 0) == 0
+        pool = app.state.runtime.db.sync_engine.pool
+        # the purge's connection was its own: the request pool never opened one
+        assert (pool.checkedin(), pool.checkedout()) == (0, 0)
 
 
 @pytest.mark.parametrize(

@@ -75,6 +75,8 @@ async def process(client: httpx.AsyncClient, seed: int) -> httpx.Response:
 
 @asynccontextmanager
 async def service_on(database_url: str, **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
+    # concurrent requests here are about the pool, not load shedding (tested on its own)
+    settings.setdefault("admit_image_requests", 10_000)
     app = create_app(
         Settings(database_url=database_url, **settings), model_transport=model_transport()
     )

@@ -63,6 +63,7 @@ async def service(url: str, listen_url: str, pooler: bool) -> AsyncIterator[http
         listen_database_url=listen_url,
         db_transaction_pooler=pooler,
         db_pool_size=8,
+        admit_image_requests=CONCURRENCY,  # every request admitted: this is about the pooler
         pipeline_admin_token=TOKEN,
         gc_freeze=False,  # apps started many times in one process
     )

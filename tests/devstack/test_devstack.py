@@ -12,7 +12,6 @@ import queue
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,7 +27,7 @@ import pytest
 
 from devstack.allocator import ALLOCATOR_ENV
 from devstack.embedded_postgres import EmbeddedPostgres
-from tests.fixtures.fleet import free_ports_in_a_row, require
+from tests.fixtures.fleet import free_ports_in_a_row, port_is_free, require
 from tests.fixtures.images import jpeg_bytes
 from tests.fixtures.processes import ROOT, free_port
 
@@ -36,16 +35,6 @@ pytestmark = pytest.mark.subprocess
 
 REQUESTS_SH = ROOT / "requests.sh"
 STARTUP_S = 180  # generous: CI has 2 cores, shared
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 def launch_env(**extra: str) -> dict[str, str]:
@@ -393,8 +382,9 @@ def test_a_fleet_that_would_exceed_max_connections_is_refused(
     )
     assert refused.returncode == 1
     [line] = [line for line in refused.stderr.splitlines() if "error" in line]
-    assert (
-        "2 replica(s) x 1 worker(s) x (60 + 60 overflow + 1 readiness + 1 listener) = 244" in line
-    ), line
+    expected = (
+        "2 replica(s) x 1 worker(s) x (60 + 60 overflow + 1 readiness + 1 purge + 1 listener)"
+    )
+    assert f"{expected} = 246" in line, line
     assert "--pgbouncer" in line and "Traceback" not in refused.stderr
     assert "starting the model service" not in refused.stdout

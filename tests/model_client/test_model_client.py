@@ -1,20 +1,21 @@
-"""Model service trouble, for real over the network: bounded connect retries, no blind retry of
-a timeout, and a circuit breaker that fails fast and half-opens after a pause."""
+"""The pipeline service when the model service is down, slow, hanging up or answering
+nonsense: 503/504/502 problems, each failed run stored; bounded connect retries, no blind
+retry of a timeout or of a request that may have arrived, and a circuit breaker that fails fast
+and half-opens after a pause. For real over the network where it matters."""
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 
-from pipeline_service.circuit_breaker import BreakerState, CircuitBreaker, CircuitOpen
 from pipeline_service.model_client import backoff_delays
 from pipeline_service.model_transport import ModelTransport
 from tests.fixtures.images import unique_jpeg
+from tests.fixtures.model_stubs import answering, hanging_up_server
 from tests.fixtures.processes import MODEL_APP, free_port, model_env, uvicorn_server
+from tests.fixtures.runs import count_rows
 from tests.fixtures.services import ClientFactory, model_transport
 
 
@@ -31,13 +32,17 @@ class CountingTransport(ModelTransport):
 
 
 class CountingASGI(httpx.ASGITransport):
+    """The model service in-process; counts the detection attempts (the readiness checks'
+    GET /healthz share this transport, and are not counted)."""
+
     def __init__(self, **knobs: object) -> None:
         inner = model_transport(**knobs)
         super().__init__(app=inner.app)
         self.attempts = 0
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.attempts += 1
+        if request.url.path == "/predict":
+            self.attempts += 1
         return await super().handle_async_request(request)
 
 
@@ -45,87 +50,25 @@ async def process(client: httpx.AsyncClient, seed: int) -> httpx.Response:
     return await client.post("/process_image?pipeline_id=1", files={"image": unique_jpeg(seed)})
 
 
-async def assert_failed_run(db, response: httpx.Response, status: int, slug: str) -> dict:
+async def assert_failed_run(
+    db, response: httpx.Response, status: int, slug: str, *words: str
+) -> dict:
+    """A problem of `status` and type `slug` whose detail says `words`; the run is stored as
+    failed at the detect step of pipeline 1, with that detail as its error and no boxes."""
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
     body = response.json()
     assert body["type"] == f"/problems/{slug}"
+    for word in words:
+        assert word.lower() in body["detail"].lower(), body["detail"]
     run = await db.fetchrow("SELECT * FROM processing_runs WHERE id = $1", body["run_id"])
     assert run["status"] == "failed"
     assert run["error"] == body["detail"]
     assert run["car_detected"] is None
+    assert run["pipeline_id"] == 1
+    assert {"decode", "resize", "normalize", "base64"} <= set(run["timings_ms"])
     assert await db.fetchval("SELECT count(*) FROM detections WHERE run_id = $1", run["id"]) == 0
     return body
-
-
-# --- the breaker and the backoff on their own -------------------------------------------------
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def fail(breaker: CircuitBreaker) -> None:
-    with pytest.raises(RuntimeError), breaker.call(lambda e: isinstance(e, RuntimeError)):
-        raise RuntimeError("down")
-
-
-def succeed(breaker: CircuitBreaker) -> None:
-    with breaker.call(lambda e: True):
-        pass
-
-
-def test_breaker_opens_after_consecutive_failures_and_half_opens_after_the_pause() -> None:
-    clock = Clock()
-    breaker = CircuitBreaker(failure_threshold=3, reset_after_s=10, clock=clock)
-    fail(breaker)
-    fail(breaker)
-    succeed(breaker)  # a success in between resets the count
-    fail(breaker)
-    fail(breaker)
-    assert breaker.state == BreakerState.CLOSED
-    fail(breaker)
-    assert breaker.state == BreakerState.OPEN
-
-    clock.now += 4
-    with pytest.raises(CircuitOpen) as refused, breaker.call(lambda e: True):
-        pass
-    assert refused.value.retry_after_s == 6
-
-    clock.now += 6  # the pause is over: one trial call goes through, others still wait
-    with breaker.call(lambda e: True):
-        assert breaker.state == BreakerState.HALF_OPEN
-        with pytest.raises(CircuitOpen), breaker.call(lambda e: True):
-            pass
-    assert breaker.state == BreakerState.CLOSED
-
-
-def test_a_failed_trial_opens_again_and_a_neutral_one_frees_the_slot() -> None:
-    clock = Clock()
-    breaker = CircuitBreaker(failure_threshold=1, reset_after_s=5, clock=clock)
-    fail(breaker)
-    clock.now += 5
-    fail(breaker)  # the trial
-    assert breaker.state == BreakerState.OPEN
-    assert breaker.retry_after_s() == 5
-
-    clock.now += 5
-    with pytest.raises(ValueError), breaker.call(lambda e: isinstance(e, RuntimeError)):
-        raise ValueError("says nothing about the dependency")
-    assert breaker.state == BreakerState.HALF_OPEN
-    succeed(breaker)  # the slot was freed, so this call is the next trial
-    assert breaker.state == BreakerState.CLOSED
-
-
-def test_threshold_zero_never_opens() -> None:
-    breaker = CircuitBreaker(failure_threshold=0, reset_after_s=5)
-    for _ in range(50):
-        fail(breaker)
-    assert breaker.state == BreakerState.CLOSED
 
 
 def test_backoff_is_bounded_doubling_and_jittered() -> None:
@@ -138,23 +81,20 @@ def test_backoff_is_bounded_doubling_and_jittered() -> None:
     assert backoff_delays(retries=0, first_s=0.1) == []
 
 
-# --- for real -----------------------------------------------------------------------------------
-
-
 async def test_refused_connection_is_retried_a_bounded_number_of_times_then_503(
     make_client: ClientFactory, db
 ) -> None:
     transport = CountingTransport()
-    nothing_listens = f"http://127.0.0.1:{free_port()}"
+    port = free_port()  # nothing listens there
     async with make_client(
         model=transport,
-        model_service_url=nothing_listens,
+        model_service_url=f"http://127.0.0.1:{port}",
         model_connect_retries=3,
         model_retry_backoff_s=0.01,
     ) as client:
         response = await process(client, 1)
-    body = await assert_failed_run(db, response, 503, "model-unavailable")
-    assert "cannot be reached" in body["detail"]
+    await assert_failed_run(db, response, 503, "model-unavailable", "cannot be reached", str(port))
+    assert int(response.headers["Retry-After"]) >= 1  # every 503 says when to try again
     assert transport.attempts == 4  # the first try and three retries
 
 
@@ -168,25 +108,8 @@ async def test_a_timeout_is_not_retried_and_is_504(
             model=transport, model_service_url=model.url, model_timeout_s=0.3
         ) as client:
             response = await process(client, 2)
-    body = await assert_failed_run(db, response, 504, "model-timeout")
-    assert "0.3 s" in body["detail"] and "MODEL_TIMEOUT_S" in body["detail"]
+    await assert_failed_run(db, response, 504, "model-timeout", "0.3 s", "MODEL_TIMEOUT_S")
     assert transport.attempts == 1
-
-
-@asynccontextmanager
-async def hanging_up_server(after_bytes: int) -> AsyncIterator[str]:
-    """A TCP server that reads `after_bytes` of each request, then closes the connection
-    without answering: a model service that died while working on the request."""
-
-    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
-            await reader.readexactly(after_bytes)
-        writer.close()
-
-    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    async with server:
-        yield f"http://127.0.0.1:{port}"
 
 
 async def test_a_connection_dropped_after_sending_is_503_and_not_retried(
@@ -198,36 +121,8 @@ async def test_a_connection_dropped_after_sending_is_503_and_not_retried(
         make_client(model=transport, model_service_url=url, model_connect_retries=3) as client,
     ):
         response = await process(client, 4)
-    body = await assert_failed_run(db, response, 503, "model-unavailable")
-    assert "cannot be reached" in body["detail"]
+    await assert_failed_run(db, response, 503, "model-unavailable", "cannot be reached")
     assert transport.attempts == 1  # the request may have reached the model: not sent twice
-
-
-@pytest.mark.parametrize(
-    ("url", "error"),
-    [
-        (f"http://127.0.0.1:{free_port()}", httpx.ConnectError),  # nothing listens
-        ("http://no-such-host.invalid", httpx.ConnectError),
-    ],
-    ids=["refused", "unknown host"],
-)
-async def test_transport_reports_connections_never_made_as_connect_errors(
-    url: str, error: type[Exception]
-) -> None:
-    # httpx-aiohttp's own mapping says ConnectTimeout here; the retries depend on ConnectError.
-    async with httpx.AsyncClient(transport=ModelTransport()) as client:
-        with pytest.raises(error) as raised:
-            await client.post(url + "/predict", content=b"{}")
-    assert not isinstance(raised.value, httpx.TimeoutException)
-
-
-async def test_transport_reports_a_read_that_outlasts_its_timeout_as_read_timeout() -> None:
-    async with (
-        hanging_up_server(after_bytes=10**9) as url,
-        httpx.AsyncClient(transport=ModelTransport(), timeout=0.2) as client,
-    ):
-        with pytest.raises(httpx.ReadTimeout):
-            await client.post(url + "/predict", content=b"{}")
 
 
 @pytest.mark.parametrize(
@@ -241,9 +136,24 @@ async def test_5xx_or_a_bad_answer_is_502_and_not_retried(
     transport = CountingASGI(**knobs)
     async with make_client(model=transport) as client:
         response = await process(client, 3)
-    body = await assert_failed_run(db, response, 502, "model-bad-response")
-    assert says in body["detail"]
+    await assert_failed_run(db, response, 502, "model-bad-response", says)
     assert transport.attempts == 1
+
+
+async def test_garbage_answers_are_502(make_client: ClientFactory, jpeg, db) -> None:
+    garbage = [
+        b"<html>oops</html>",
+        b'{"no_boxes": []}',
+        orjson.dumps({"boxes": [[1, 2, 3]]}),
+        orjson.dumps({"boxes": [[1, 2, 3, 4, 1.5, 1]]}),  # conf above 1
+        orjson.dumps({"boxes": [[1, 2, -3, 4, 0.5, 1]]}),  # negative width
+        orjson.dumps({"boxes": [["a", 2, 3, 4, 0.5, 1]]}),
+        orjson.dumps({"boxes": [[1, 2, 3, 4, 0.5, 1.5]]}),  # label not an integer
+    ]
+    for body in garbage:
+        async with make_client(model=answering(body)) as client:
+            response = await client.post("/process_image?pipeline_id=1", files={"image": jpeg})
+        await assert_failed_run(db, response, 502, "model-bad-response", "not a list of boxes")
 
 
 @pytest.mark.subprocess
@@ -309,3 +219,21 @@ async def test_slow_model_opens_the_circuit_instead_of_piling_up_requests(
         await assert_failed_run(db, answer, 503, "model-circuit-open")
         assert 59 <= int(answer.headers["Retry-After"]) <= 60
     assert transport.attempts == 2  # the 20 did not wait on the slow service
+
+
+@pytest.mark.subprocess
+async def test_real_model_service_over_http(
+    make_client: ClientFactory, jpeg, db, tmp_path: Path
+) -> None:
+    """Both services as real processes talking HTTP with keep-alive; seeded 50/50 draw."""
+    before, _ = await count_rows(db)
+    with uvicorn_server(MODEL_APP, model_env(seed=3), tmp_path) as model:
+        async with make_client(model=None, model_service_url=model.url) as client:
+            answers = [
+                (await client.post("/process_image?pipeline_id=1", files={"image": jpeg})).json()
+                for _ in range(10)
+            ]
+    outcomes = {a["car_detected"] for a in answers}
+    assert outcomes == {True, False}
+    runs, _ = await count_rows(db)
+    assert runs - before == 10
