@@ -43,7 +43,8 @@ CREATE TABLE processing_runs (
     id bigint NOT NULL DEFAULT nextval('processing_runs_id_seq'),
     created_at timestamptz NOT NULL DEFAULT now(),
     created_xid xid8 DEFAULT pg_current_xact_id(),
-    pipeline_id integer NOT NULL REFERENCES pipelines (id),
+    pipeline_id integer NOT NULL
+        CONSTRAINT processing_runs_pipeline_id_fkey REFERENCES pipelines (id),
     pipeline_version integer NOT NULL,
     status run_status NOT NULL,
     image_bytes integer NOT NULL,
