@@ -515,7 +515,8 @@ def main() -> None:
     if not args.no_fleet:
         from bench import fleet
 
-        fleet.run(args, images, measured_run, measure_floors)
+        with admission_out_of_the_way(fleet.CONCURRENCY):  # they measure capacity too
+            fleet.run(args, images, measured_run, measure_floors)
 
 
 if __name__ == "__main__":
