@@ -198,6 +198,21 @@ async def test_each_filter(make_client: ClientFactory, varied_runs) -> None:
         assert await names(**mine, status="failed", car_detected="true") == []
 
 
+async def test_a_pipeline_that_does_not_exist_lists_nothing_and_a_deleted_one_its_runs(
+    make_client: ClientFactory, varied_runs, db
+) -> None:
+    runs, pipeline_id = varied_runs["runs"], varied_runs["pipeline_id"]
+    unknown = await db.fetchval("SELECT max(id) + 1000 FROM pipelines")
+    # a soft delete keeps the pipeline's row, so its runs are still listed
+    await db.execute("UPDATE pipelines SET is_active = false WHERE id = $1", pipeline_id)
+    async with make_client() as client:
+        nothing = await client.get("/results", params={"pipeline_id": unknown, "limit": 500})
+        deleted_ids, _ = await page_through(client, pipeline_id=pipeline_id)
+    assert nothing.status_code == 200, nothing.text
+    assert nothing.json()["items"] == [] and nothing.json()["next_cursor"] is None
+    assert _names(runs, deleted_ids) == ["nocar_4", "car_3", "failed_2", "nocar_1", "car_0"]
+
+
 async def test_items_carry_the_whole_run(make_client: ClientFactory, varied_runs) -> None:
     async with make_client() as client:
         listed = (
