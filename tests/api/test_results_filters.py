@@ -5,9 +5,9 @@ The runs live in days of their own, over three day partitions and the default on
 
 import itertools
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
-from pipeline_service.db.results import RunFilters, outcomes
+from pipeline_service.db.results import RunFilters, outcomes, windows
 from tests.api.test_results import page_through
 from tests.fixtures.runs import insert_run, new_pipeline
 from tests.fixtures.services import ClientFactory
@@ -73,3 +73,42 @@ async def test_status_failed_with_car_detected_answers_an_empty_page(
         response = await client.get("/results?status=failed&car_detected=true")
     assert response.status_code == 200
     assert response.json() == {"items": [], "next_cursor": None}
+
+
+def test_a_listing_reads_widening_windows_of_whole_days_down_to_since() -> None:
+    start = datetime(2030, 6, 10, 15, 30, tzinfo=UTC)
+    day = datetime(2030, 6, 10, tzinfo=UTC)
+    bounds = [(w.lower, w.upper) for w in windows(start, since=None)]
+    assert bounds == [
+        (day, None),
+        (day - timedelta(days=2), day),
+        (day - timedelta(days=6), day - timedelta(days=2)),
+        (day - timedelta(days=14), day - timedelta(days=6)),
+        (day - timedelta(days=30), day - timedelta(days=14)),
+        (None, day - timedelta(days=30)),
+    ]
+    # down to `since` and no further; a start in another time zone counts in UTC days
+    assert [w.lower for w in windows(start, since=day - timedelta(days=3))] == [
+        day,
+        day - timedelta(days=2),
+        day - timedelta(days=6),
+    ]
+    east = start.astimezone(timezone(timedelta(hours=10)))  # 11 June there, 10 June in UTC
+    assert windows(east, since=None)[0].lower == day
+
+
+async def test_runs_over_months_are_listed_whole_across_the_windows(
+    make_client: ClientFactory, db
+) -> None:
+    pipeline_id = await new_pipeline(db)
+    now = datetime.now(UTC)
+    ages = [0, 1, 3, 7, 15, 29, 31, 45, 400]  # each window, and both sides of their bounds
+    created = [now - timedelta(days=age, minutes=1) for age in ages]
+    ids = [await insert_run(db, pipeline_id, created_at=at) for at in created]
+    async with make_client() as client:
+        listed, pages = await page_through(client, pipeline_id=pipeline_id, limit=2)
+        recent, _ = await page_through(
+            client, pipeline_id=pipeline_id, since=(now - timedelta(days=20)).isoformat()
+        )
+    assert listed == ids and pages == 5
+    assert recent == ids[:5]
