@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.database import empty_database
 from tests.fixtures.doc_examples import Block, documents, shell_blocks
-from tests.fixtures.doc_runner import DocumentSession, Stack, devstack, empty_database
+from tests.fixtures.doc_runner import DocumentSession, Stack, devstack
 
 pytestmark = pytest.mark.subprocess
 
@@ -35,7 +36,7 @@ def scratch() -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def stack(postgres_url: str, scratch: Path) -> Iterator[Stack]:
-    with empty_database(postgres_url) as url, devstack(url, scratch) as running:
+    with empty_database(postgres_url, "pipeline_docs") as url, devstack(url, scratch) as running:
         yield running
 
 
