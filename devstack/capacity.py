@@ -3,10 +3,10 @@ starts: a stack that does not fit fails later, under load, with "too many client
 
 Each pipeline-service process (replicas x workers) holds up to DB_POOL_SIZE + DB_MAX_OVERFLOW
 pooled connections, one for /readyz's ping (pipeline_service/readiness.py), one LISTEN
-connection, and one for the idempotency purge while it runs (a DELETE every 10 minutes,
-pipeline_service/runtime.py). Behind PgBouncer the pools, the readiness pings and the purges
-hold connections to PgBouncer, which opens at most its pool size to PostgreSQL; the listeners
-still go direct.
+connection, and one for its background jobs while one runs (the idempotency purge and the
+partition maintenance, one at a time, every 10 minutes: pipeline_service/background.py).
+Behind PgBouncer the pools, the readiness pings and the background jobs hold connections to
+PgBouncer, which opens at most its pool size to PostgreSQL; the listeners still go direct.
 """
 
 import asyncio

@@ -57,18 +57,14 @@ class IdempotentRequests:
         return await self._runs.get(run_id)
 
 
-async def purge_expired_keys_forever(
-    keys: IdempotencyRepository, every_s: float = PURGE_EVERY_S
-) -> None:
-    """At start, then every `every_s`. `keys` is on a connection of its own per purge
-    (runtime.py), not on the request pool: the DELETE neither takes a request's connection
-    nor shows in `db_pool_connections_in_use`."""
-    while True:
-        with contextlib.suppress(Exception):  # the database may be down; try next time
-            purged = await keys.purge_expired()
-            if purged:
-                log.info("purged %d expired idempotency keys", purged)
-        await asyncio.sleep(every_s)
+async def purge_expired_keys(keys: IdempotencyRepository) -> None:
+    """One purge (a background job, every PURGE_EVERY_S). `keys` is on a connection of its own
+    per purge (runtime.py), not on the request pool: the DELETE neither takes a request's
+    connection nor shows in `db_pool_connections_in_use`."""
+    with contextlib.suppress(Exception):  # the database may be down; try next time
+        purged = await keys.purge_expired()
+        if purged:
+            log.info("purged %d expired idempotency keys", purged)
 
 
 def _sha256(data: bytes) -> str:

@@ -15,16 +15,17 @@ import cv2
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from pipeline_service.background import PeriodicJob, run_periodically
 from pipeline_service.circuit_breaker import CircuitBreaker
 from pipeline_service.config import Settings
 from pipeline_service.db.change_listener import PipelineChangeListener
 from pipeline_service.db.engine import create_engine, create_unpooled_engine, libpq_url
 from pipeline_service.db.idempotency import IdempotencyRepository
-from pipeline_service.db.partitions import RunPartitions, maintain_forever
+from pipeline_service.db.partitions import RunPartitions
 from pipeline_service.db.pipeline_store import PipelineStore
 from pipeline_service.db.results import ResultsRepository
 from pipeline_service.db.runs import RunRepository
-from pipeline_service.idempotency import IdempotentRequests, purge_expired_keys_forever
+from pipeline_service.idempotency import PURGE_EVERY_S, IdempotentRequests, purge_expired_keys
 from pipeline_service.metrics import MeteredModelClient, PrometheusRunObserver, watch_pool
 from pipeline_service.model_client import ModelClient
 from pipeline_service.pipeline.budget import PipelineLimits
@@ -123,20 +124,25 @@ async def open_runtime(
         settings.readiness_interval_s,
     )
     # Background work keeps off the request pool: the listener and readiness hold a connection
-    # of their own, the purge opens one each time.
+    # of their own; the background jobs, one at a time, open one each time they run.
     maintenance_db = create_unpooled_engine(
         settings.database_url, MAINTENANCE_APPLICATION_NAME, settings.db_transaction_pooler
     )
     await listener.start()
-    purge = asyncio.create_task(
-        purge_expired_keys_forever(IdempotencyRepository(maintenance_db)),
-        name="idempotency-purge",
-    )
     partitions = RunPartitions(
         maintenance_db, settings.run_partitions_ahead_days, settings.results_retention_days
     )
-    maintenance = asyncio.create_task(
-        maintain_forever(partitions, settings.partition_maintenance_s), name="run-partitions"
+    keys = IdempotencyRepository(maintenance_db)
+    background = asyncio.create_task(
+        run_periodically(
+            [
+                PeriodicJob(
+                    "partition maintenance", settings.partition_maintenance_s, partitions.maintain
+                ),
+                PeriodicJob("idempotency purge", PURGE_EVERY_S, lambda: purge_expired_keys(keys)),
+            ]
+        ),
+        name="background-jobs",
     )
     try:
         yield Runtime(
@@ -153,8 +159,7 @@ async def open_runtime(
             readiness=readiness,
         )
     finally:
-        purge.cancel()
-        maintenance.cancel()
+        background.cancel()
         await runs.drain(settings.shutdown_drain_s)  # runs still being written get finished
         await listener.stop()
         await model.aclose()

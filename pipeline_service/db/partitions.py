@@ -1,7 +1,8 @@
 """The day partitions of processing_runs (migration 0005): made ahead of time, expired ones
 dropped, by the service itself (docs/decisions/0024-runs-partitioned-by-day.md).
 
-Every process runs `maintain()` at startup and every PARTITION_MAINTENANCE_S; each step
+Every process runs `maintain()` at startup and every PARTITION_MAINTENANCE_S (a background
+job, pipeline_service/background.py); each step
 takes a transaction-level advisory lock first (works through PgBouncer in transaction mode)
 and a replica that finds it taken skips the pass: another one is doing it.
 
@@ -18,7 +19,6 @@ and a replica that finds it taken skips the pass: another one is doing it.
   next time.
 """
 
-import asyncio
 import logging
 import re
 from dataclasses import dataclass, field
@@ -135,17 +135,6 @@ class RunPartitions:
                 {"oldest": day_start(oldest_kept)},
             )
             done.expired_in_default = result.rowcount
-
-
-async def maintain_forever(partitions: RunPartitions, every_s: float) -> None:
-    """A pass at startup, then one every `every_s`; errors (the database down) are logged and
-    the next pass tries again."""
-    while True:
-        try:
-            await partitions.maintain()
-        except Exception:
-            log.exception("partition maintenance failed; trying again in %g s", every_s)
-        await asyncio.sleep(every_s)
 
 
 class _Busy(Exception):
