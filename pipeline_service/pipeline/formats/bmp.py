@@ -2,18 +2,17 @@
 header). RLE-compressed BMPs are refused: an RLE stream may end early by design, and OpenCV
 then fills the rest with one colour."""
 
+from functools import partial
+
 from pipeline_service.errors import UnsupportedImage
-from pipeline_service.pipeline.formats.header import ImageHeader
+from pipeline_service.pipeline.formats.header import ImageHeader, unreadable
 
 DEPTHS = (1, 4, 8, 16, 24, 32)
 UNCOMPRESSED, BITFIELDS = 0, 3
 HEADER_SIZES = (12, 40, 52, 56, 108, 124)
 
 
-def _unreadable(why: str) -> UnsupportedImage:
-    return UnsupportedImage(
-        f"The uploaded BMP image could not be decoded: {why}", "send the complete, undamaged file"
-    )
+_unreadable = partial(unreadable, "BMP")
 
 
 def read_header(data: bytes) -> ImageHeader:

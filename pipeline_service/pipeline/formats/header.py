@@ -26,6 +26,14 @@ class ImageHeader:
         return (self.height, self.width) if turned else (self.width, self.height)
 
 
+def unreadable(image_format: str, why: str) -> UnsupportedImage:
+    """A file of an accepted format that cannot be decoded as it is (a 415)."""
+    return UnsupportedImage(
+        f"The uploaded {image_format} image could not be decoded: {why}",
+        "send the complete, undamaged file",
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class DecodeLimits:
     """The settings that bound one decode (MAX_IMAGE_PIXELS and the others, config.py)."""

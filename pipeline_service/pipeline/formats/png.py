@@ -7,9 +7,10 @@ exactly the bytes the header's size calls for.
 """
 
 import zlib
+from functools import partial
 
 from pipeline_service.errors import UnsupportedImage
-from pipeline_service.pipeline.formats.header import ImageHeader
+from pipeline_service.pipeline.formats.header import ImageHeader, unreadable
 
 MAGIC = b"\x89PNG\r\n\x1a\n"
 CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # by colour type
@@ -27,10 +28,7 @@ MAX_CHUNKS = 16_384  # 20 MB of the usual 8 KB IDAT chunks is 2,560
 INFLATE_PIECE = 1 << 20
 
 
-def _unreadable(why: str) -> UnsupportedImage:
-    return UnsupportedImage(
-        f"The uploaded PNG image could not be decoded: {why}", "send the complete, undamaged file"
-    )
+_unreadable = partial(unreadable, "PNG")
 
 
 def read_header(data: bytes) -> ImageHeader:

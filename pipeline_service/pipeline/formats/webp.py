@@ -1,8 +1,10 @@
 """WebP: the size from the first chunk (VP8, VP8L or VP8X). libwebp (through OpenCV) reports
 truncated and corrupt data itself: OpenCV then answers no image."""
 
+from functools import partial
+
 from pipeline_service.errors import UnsupportedImage
-from pipeline_service.pipeline.formats.header import ImageHeader
+from pipeline_service.pipeline.formats.header import ImageHeader, unreadable
 
 ANIMATION_FLAG = 0x02
 
@@ -11,10 +13,7 @@ def is_webp(data: bytes) -> bool:
     return data[:4] == b"RIFF" and data[8:12] == b"WEBP"
 
 
-def _unreadable(why: str) -> UnsupportedImage:
-    return UnsupportedImage(
-        f"The uploaded WebP image could not be decoded: {why}", "send the complete, undamaged file"
-    )
+_unreadable = partial(unreadable, "WebP")
 
 
 def read_header(data: bytes) -> ImageHeader:
