@@ -195,16 +195,15 @@ def windows(start: datetime, since: datetime | None) -> list[Window]:
     """The day windows of a listing that starts at `start` (the newest time it can show),
     newest first, down to `since` (or without end)."""
     start = start.astimezone(UTC)  # days are UTC days, as the partitions'
-    day = datetime(start.year, start.month, start.day, tzinfo=UTC)
-    found = [Window(day, None)]
+    lower = datetime(start.year, start.month, start.day, tzinfo=UTC)
+    found = [Window(lower, None)]
     for span in WINDOW_DAYS:
-        if since is not None and found[-1].lower is not None and found[-1].lower <= since:
+        if since is not None and lower <= since:
             return found
-        lower = found[-1].lower
-        assert lower is not None
-        found.append(Window(lower - timedelta(days=span), lower))
-    if since is None or (found[-1].lower is not None and found[-1].lower > since):
-        found.append(Window(None, found[-1].lower))
+        lower, upper = lower - timedelta(days=span), lower
+        found.append(Window(lower, upper))
+    if since is None or lower > since:
+        found.append(Window(None, lower))
     return found
 
 
