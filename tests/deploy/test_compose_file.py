@@ -1,17 +1,16 @@
 """What docker-compose.yml promises, read without Docker (CI has none); `make compose-check`
 runs it for real."""
 
-import importlib.util
 import re
 import shutil
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
 
 from tests.fixtures.processes import ROOT
+from tests.fixtures.scripts import load_script
 
 COMPOSE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
@@ -62,19 +61,9 @@ def test_env_example_sets_every_variable_the_compose_file_reads() -> None:
     assert read - set(example_settings()) == set()
 
 
-def _compose_check() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "compose_check", ROOT / "scripts" / "compose_check.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_compose_check_writes_its_env_from_the_example(tmp_path: Path) -> None:
     shutil.copy(ENV_EXAMPLE, tmp_path / ".env.example")
-    settings = _compose_check().write_env(tmp_path)
+    settings = load_script("compose_check").write_env(tmp_path)
     example = example_settings()
     written = dict(
         line.split("=", 1)

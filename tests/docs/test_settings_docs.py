@@ -4,10 +4,8 @@ names only real variables, its commented-out lines showing the true defaults. (T
 Kubernetes env files are held to the settings by tests/deploy/test_kubernetes_against_code.py.)
 """
 
-import importlib.util
 import re
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from pydantic import TypeAdapter
@@ -16,6 +14,7 @@ from pydantic_settings import BaseSettings
 from model_service.config import ModelSettings
 from pipeline_service.config import Settings
 from tests.fixtures.processes import ROOT
+from tests.fixtures.scripts import load_script
 
 ENV_EXAMPLE = ROOT / ".env.example"
 COMPOSE_VARIABLE = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)")
@@ -23,17 +22,7 @@ ASSIGNMENT = re.compile(r"^(?P<comment>#\s*)?(?P<name>[A-Z][A-Z0-9_]*)=(?P<value
 SETTINGS: list[type[BaseSettings]] = [Settings, ModelSettings]
 
 
-def _settings_docs() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "settings_docs", ROOT / "scripts" / "settings_docs.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-settings_docs = _settings_docs()
+settings_docs = load_script("settings_docs")
 
 
 def field_of(name: str) -> tuple[type[BaseSettings], str] | None:
