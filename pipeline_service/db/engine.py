@@ -43,9 +43,9 @@ def create_unpooled_engine(
     database_url: str, application_name: str, transaction_pooler: bool = False
 ) -> AsyncEngine:
     """An engine that opens a connection for each use and closes it after: for occasional
-    background work (the idempotency purge every 10 minutes), which then never holds one of
-    the request pool's connections, nor counts in its gauge. `application_name` shows it in
-    pg_stat_activity."""
+    background work (the idempotency purge, the partition maintenance: background.py), which
+    then never holds one of the request pool's connections, nor counts in its gauge.
+    `application_name` shows it in pg_stat_activity."""
     connect_args: dict[str, Any] = {"server_settings": {"application_name": application_name}}
     if transaction_pooler:
         connect_args.update(POOLER_CONNECT_ARGS)
